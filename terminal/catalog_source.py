@@ -1,0 +1,23 @@
+# Where the till's catalog comes from: the configured file, or the bundled demo catalog.
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import ConfigError, TerminalConfig
+from .sale import Catalog, SaleError
+
+DEMO_CATALOG = Path(__file__).parent / "demo" / "catalog.json"
+
+
+def load(config: TerminalConfig) -> Catalog:
+    path = config.catalog or DEMO_CATALOG
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return Catalog.from_dict(doc, tax_classes=config.tax.classes.keys())
+    except FileNotFoundError:
+        raise ConfigError(f"catalog: {path} does not exist. Fix the path in the config.") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"catalog: {path} is not valid JSON: {err}") from err
+    except SaleError as err:
+        raise ConfigError(f"catalog: {path}: {err.message}") from err

@@ -1,0 +1,181 @@
+# terminal.toml: a typed, versioned schema; unknown keys and bad values stop the start.
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tillbox.contract import valid_id
+
+from .sale import Policy, TaxClass, TaxSetup
+
+DEFAULT_PATH = Path("/etc/tillbox/terminal.toml")
+ENV_PREFIX = "TILLBOX_"
+CONFIG_VERSION = 1
+# ISO 4217 minor units for the currencies whose count is not 2.
+_MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "HUF": 2, "BHD": 3, "KWD": 3,
+                "JOD": 3, "OMR": 3, "TND": 3}
+_PIN_ITERATIONS = 30_000
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and what to do."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class TaxClassConfig(_Strict):
+    rate: Decimal = Field(ge=0, le=100)
+    code: str = Field(min_length=1, max_length=2)
+
+
+class TaxConfig(_Strict):
+    mode: Literal["inclusive", "exclusive"] = "inclusive"
+    rounding: Literal["half_up", "half_even", "down"] = "half_up"
+    level: Literal["total", "line"] = "total"
+    classes: dict[str, TaxClassConfig] = Field(min_length=1)
+
+
+class StoreConfig(_Strict):
+    name: str = Field("Tillbox", min_length=1, max_length=64)
+    address: list[str] = Field(default_factory=list, max_length=4)
+    tax_id: str = ""
+    footer: list[str] = Field(default_factory=list, max_length=4)
+
+
+class Cashier(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    name: str = Field(min_length=1, max_length=40)
+    role: Literal["cashier", "manager"] = "cashier"
+    pin_hash: str = Field(pattern=r"^pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}$")
+
+    def check_pin(self, pin: str) -> bool:
+        _, rounds, salt, digest = self.pin_hash.split("$")
+        got = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(rounds))
+        return hmac.compare_digest(got.hex(), digest)
+
+
+class TerminalConfig(_Strict):
+    version: Literal[1] = 1
+    store_id: str
+    terminal_id: str
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    locale: str = Field("de-DE", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    timezone: str = "Europe/Berlin"
+    cash_increment: int = Field(1, ge=1, le=100)
+    state_dir: Path = Path("/var/lib/tillbox")
+    catalog: Path | None = None
+    min_free_mb: int = Field(64, ge=0, le=100_000)
+    session_minutes: int = Field(720, ge=1, le=1440)
+    api: ApiConfig = ApiConfig()
+    tax: TaxConfig
+    store: StoreConfig = StoreConfig()
+    cashiers: list[Cashier] = Field(min_length=1)
+
+    @field_validator("store_id", "terminal_id")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        if not valid_id(value):
+            raise ValueError("use 1-32 letters, digits, '-' or '_' (it becomes an MQTT topic)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known time zone; use a name like Europe/Berlin") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TerminalConfig:
+        ids = [c.id for c in self.cashiers]
+        if len(set(ids)) != len(ids):
+            raise ValueError("cashiers: two cashiers share an id")
+        if not any(c.role == "manager" for c in self.cashiers):
+            raise ValueError("cashiers: at least one cashier must have role = \"manager\"")
+        codes = [c.code for c in self.tax.classes.values()]
+        if len(set(codes)) != len(codes):
+            raise ValueError("tax.classes: two tax classes share a code")
+        return self
+
+    @property
+    def minor_units(self) -> int:
+        return _MINOR_UNITS.get(self.currency, 2)
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / "journal.sqlite"
+
+    def policy(self) -> Policy:
+        classes = {name: TaxClass(name, c.rate, c.code) for name, c in self.tax.classes.items()}
+        setup = TaxSetup(self.tax.mode, classes, self.tax.rounding, self.tax.level)
+        return Policy(self.store_id, self.terminal_id, self.currency, setup, self.cash_increment)
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> str:
+    """The `pin_hash` value for a cashier's PIN (what `tillbox hash-pin` prints)."""
+    if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 8):
+        raise ConfigError("A PIN has 4 to 8 digits.")
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, _PIN_ITERATIONS)
+    return f"pbkdf2_sha256${_PIN_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> TerminalConfig:
+    """Read, override from TILLBOX_* variables and validate; raise ConfigError on any problem."""
+    path = path or DEFAULT_PATH
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file. Copy terminal.example.toml there or pass "
+                          "--config.") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    apply_env(raw, os.environ if environ is None else environ)
+    try:
+        return TerminalConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: " + describe(err)) from err
+
+
+def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """`TILLBOX_API__PORT=8081` sets `api.port`; `__` separates nested keys."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "TILLBOX_CONFIG":
+            continue
+        keys = name[len(ENV_PREFIX):].lower().split("__")
+        node = raw
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {key} is not a section")
+            node = child
+        node[keys[-1]] = value
+
+
+def describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key; check its spelling against docs/configuration.md" \
+            if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"{key}: {msg}")
+    return "; ".join(parts)

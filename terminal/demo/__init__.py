@@ -1,0 +1,1 @@
+# The demo: the whole box on one machine with demo data, for a first look.

@@ -1,0 +1,241 @@
+# The durable journal: append-only events with a SHA-256 hash chain and their outbox rows.
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from tillbox.contract import GENESIS_HASH, SCHEMA, canonical, event_hash
+
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    store TEXT NOT NULL,
+    terminal TEXT NOT NULL,
+    at TEXT NOT NULL,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    sale_id TEXT GENERATED ALWAYS AS (json_extract(data, '$.sale_id')) VIRTUAL,
+    receipt_no TEXT GENERATED ALWAYS AS (json_extract(data, '$.receipt_no')) VIRTUAL,
+    shift_id TEXT GENERATED ALWAYS AS (json_extract(data, '$.shift_id')) VIRTUAL
+);
+CREATE INDEX IF NOT EXISTS events_sale ON events(sale_id, seq) WHERE sale_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_receipt ON events(receipt_no) WHERE receipt_no IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_type ON events(type, seq);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY REFERENCES events(seq),
+    queued_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+"""
+
+_COLUMNS = "seq, id, type, store, terminal, at, data, prev_hash, hash"
+
+
+class JournalError(Exception):
+    """The journal could not be written; nothing of the unit of work was kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the journal's durability pragmas (WAL, synchronous=FULL)."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def envelope(row: Sequence[Any]) -> dict[str, Any]:
+    """Rebuild the wire envelope (DESIGN.md section 5) from an `events` row."""
+    seq, id_, type_, store, terminal, at, data, prev_hash, hash_ = row
+    return {"schema": SCHEMA, "id": id_, "type": type_, "store": store, "terminal": terminal,
+            "seq": seq, "at": at, "prev_hash": prev_hash, "hash": hash_,
+            "data": json.loads(data)}
+
+
+class Journal:
+    """Owns the write side of one terminal's journal. Use it from one thread only."""
+
+    def __init__(self, path: Path, store: str, terminal: str) -> None:
+        self.path = path
+        self.store = store
+        self.terminal = terminal
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = connect(path)
+        self.db = sqlite_utils.Database(self.conn)
+        self.db.executescript(_SCHEMA_SQL)
+        row = self.conn.execute(
+            "SELECT seq, hash, store, terminal FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if row and (row[2], row[3]) != (store, terminal):
+            raise JournalError(
+                f"{path} belongs to store {row[2]!r} terminal {row[3]!r}, not {store!r} "
+                f"{terminal!r}. Point state_dir at this terminal's own journal.")
+        self.seq: int = row[0] if row else 0
+        self.hash: str = row[1] if row else GENESIS_HASH
+
+    def append(self, events: Sequence[NewEvent], at: str) -> list[dict[str, Any]]:
+        """Write events, their chain links and outbox rows in one durable transaction."""
+        seq, prev = self.seq, self.hash
+        rows: list[tuple[Any, ...]] = []
+        envelopes: list[dict[str, Any]] = []
+        for ev in events:
+            seq += 1
+            env = {"schema": SCHEMA, "id": ev.id, "type": ev.type, "store": self.store,
+                   "terminal": self.terminal, "seq": seq, "at": at, "prev_hash": prev,
+                   "data": ev.data}
+            env["hash"] = prev = event_hash(env)
+            rows.append((seq, ev.id, ev.type, self.store, self.terminal, at,
+                         canonical(ev.data).decode(), env["prev_hash"], env["hash"]))
+            envelopes.append(env)
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES "
+                                      "(?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self.conn.executemany("INSERT INTO outbox (seq, queued_at) VALUES (?, ?)",
+                                      [(r[0], at) for r in rows])
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as err:
+            raise JournalError(_explain(err)) from err
+        self.seq, self.hash = seq, prev
+        return envelopes
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Reader:
+    """Read side of the journal; safe to use while the writer appends (WAL)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = connect(path, readonly=True)
+        self.db = sqlite_utils.Database(self.conn)
+
+    def events_from(self, seq: int) -> Iterator[dict[str, Any]]:
+        cur = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq >= ? ORDER BY seq",
+                                (seq,))
+        for row in cur:
+            yield envelope(row)
+
+    def event(self, seq: int) -> dict[str, Any]:
+        row = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise KeyError(seq)
+        return envelope(row)
+
+    def sale_events(self, sale_id: str, types: Sequence[str]) -> list[dict[str, Any]]:
+        marks = ",".join("?" * len(types))
+        cur = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE sale_id = ? AND type IN ({marks}) "
+            "ORDER BY seq", (sale_id, *types))
+        return [envelope(r) for r in cur]
+
+    def by_receipt(self, receipt_no: str) -> dict[str, Any] | None:
+        row = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE receipt_no = ?",
+                                (receipt_no,)).fetchone()
+        return envelope(row) if row else None
+
+    def last_of(self, types: Sequence[str]) -> dict[str, Any] | None:
+        """The newest event of the given types (found through the type index)."""
+        best: tuple[Any, ...] | None = None
+        for t in types:
+            row = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE type = ? "
+                                    "ORDER BY seq DESC LIMIT 1", (t,)).fetchone()
+            if row and (best is None or row[0] > best[0]):
+                best = row
+        return envelope(best) if best else None
+
+    def shift_closed(self, shift_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE type = 'shift.closed' "
+                                "AND shift_id = ?", (shift_id,)).fetchone()
+        return envelope(row) if row else None
+
+    def outbox_stats(self) -> tuple[int, str | None]:
+        """Rows waiting to be sent and the time the oldest was queued."""
+        row = next(self.db.query("SELECT count(*) AS n, min(queued_at) AS oldest FROM outbox"))
+        return int(row["n"]), row["oldest"]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    ok: bool
+    events: int
+    problem: str | None = None
+    seq: int | None = None
+    event_id: str | None = None
+
+
+def verify(path: Path) -> Verdict:
+    """Walk the whole chain; name the first event that was edited, removed, moved or added."""
+    conn = connect(path, readonly=True)
+    try:
+        expected_seq, prev = 1, GENESIS_HASH
+        first: tuple[str, str] | None = None
+        count = 0
+        for row in conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq"):
+            count += 1
+            seq, id_ = row[0], row[1]
+            try:
+                env = envelope(row)
+            except (ValueError, TypeError):
+                return Verdict(False, count, "its data is not valid JSON", seq, id_)
+            if first is None:
+                first = (env["store"], env["terminal"])
+            if seq != expected_seq:
+                what = "missing" if seq > expected_seq else "out of order"
+                return Verdict(False, count, f"seq {expected_seq} is {what} (found {seq} "
+                               "next): an event was deleted or inserted", seq, id_)
+            if (env["store"], env["terminal"]) != first:
+                return Verdict(False, count, "belongs to another store/terminal", seq, id_)
+            if env["prev_hash"] != prev:
+                return Verdict(False, count, "prev_hash does not link to the event before it: "
+                               "an event was deleted, inserted or reordered", seq, id_)
+            if event_hash(env) != env["hash"]:
+                return Verdict(False, count, "hash does not match its content: the event was "
+                               "edited", seq, id_)
+            prev = env["hash"]
+            expected_seq += 1
+        return Verdict(True, count)
+    except sqlite3.DatabaseError as err:
+        return Verdict(False, 0, f"the journal cannot be read: {err}")
+    finally:
+        conn.close()
+
+
+def _explain(err: sqlite3.Error) -> str:
+    text = str(err)
+    if "full" in text or "disk I/O" in text:
+        return ("The journal's disk is full or failing, so the sale could not be recorded. "
+                "Free space on the box or call support; nothing was lost.")
+    if "readonly" in text or "read-only" in text:
+        return ("The journal is read-only, so the sale could not be recorded. Check the "
+                "storage (it may have been remounted read-only after an error).")
+    return f"The journal could not be written ({text}). Nothing of this step was recorded."

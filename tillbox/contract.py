@@ -1,0 +1,96 @@
+# The contract between terminals and relays: envelope, topics, canonical hashing (imports nothing of ours).
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+import rfc8785
+
+SCHEMA: Final = "tillbox.event/1"
+TOPIC_PREFIX: Final = "tillbox/v1"
+GENESIS_HASH: Final = "0" * 64
+ENVELOPE_KEYS: Final = frozenset(
+    {"schema", "id", "type", "store", "terminal", "seq", "at", "prev_hash", "hash", "data"}
+)
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+class EnvelopeError(ValueError):
+    """An event envelope that does not follow tillbox.event/1."""
+
+
+def valid_id(value: str) -> bool:
+    """Store and terminal ids are short, topic-safe names."""
+    return bool(_ID.match(value))
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes, so any implementation can recompute a hash."""
+    return bytes(rfc8785.dumps(value))
+
+
+def event_hash(envelope: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical envelope without its own `hash`."""
+    body = {k: v for k, v in envelope.items() if k != "hash"}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def validate_envelope(envelope: Any) -> dict[str, Any]:
+    """Check shape and hash of one envelope; return it or raise EnvelopeError naming the field."""
+    if not isinstance(envelope, dict):
+        raise EnvelopeError("envelope must be a JSON object")
+    missing = ENVELOPE_KEYS - envelope.keys()
+    if missing:
+        raise EnvelopeError(f"missing field(s): {', '.join(sorted(missing))}")
+    extra = envelope.keys() - ENVELOPE_KEYS
+    if extra:
+        raise EnvelopeError(f"unknown field(s): {', '.join(sorted(extra))}")
+    checks: list[tuple[str, bool]] = [
+        ("schema", envelope["schema"] == SCHEMA),
+        ("id", isinstance(envelope["id"], str) and bool(_UUID.match(envelope["id"]))),
+        ("type", isinstance(envelope["type"], str) and bool(_TYPE.match(envelope["type"]))),
+        ("store", isinstance(envelope["store"], str) and valid_id(envelope["store"])),
+        ("terminal", isinstance(envelope["terminal"], str) and valid_id(envelope["terminal"])),
+        (
+            "seq",
+            isinstance(envelope["seq"], int)
+            and not isinstance(envelope["seq"], bool)
+            and envelope["seq"] >= 1,
+        ),
+        ("at", isinstance(envelope["at"], str) and bool(_AT.match(envelope["at"]))),
+        ("prev_hash", isinstance(envelope["prev_hash"], str) and bool(_HEX64.match(envelope["prev_hash"]))),
+        ("hash", isinstance(envelope["hash"], str) and bool(_HEX64.match(envelope["hash"]))),
+        ("data", isinstance(envelope["data"], dict)),
+    ]
+    for field, ok in checks:
+        if not ok:
+            raise EnvelopeError(f"bad value for {field!r}")
+    if event_hash(envelope) != envelope["hash"]:
+        raise EnvelopeError("hash does not match the envelope's content")
+    return envelope
+
+
+def events_topic(store: str, terminal: str) -> str:
+    return f"{TOPIC_PREFIX}/{store}/{terminal}/events"
+
+
+def ack_topic(store: str, terminal: str) -> str:
+    return f"{TOPIC_PREFIX}/{store}/{terminal}/ack"
+
+
+def status_topic(store: str, terminal: str) -> str:
+    return f"{TOPIC_PREFIX}/{store}/{terminal}/status"
+
+
+def cmd_topic(store: str, terminal: str, name: str) -> str:
+    return f"{TOPIC_PREFIX}/{store}/{terminal}/cmd/{name}"
+
+
+def cmd_result_topic(store: str, terminal: str) -> str:
+    return f"{TOPIC_PREFIX}/{store}/{terminal}/cmd-result"
