@@ -99,8 +99,9 @@ class ShiftCloseBody(Body):
     counted: int
 
 
-def current_session(request: Request,
-                    authorization: Annotated[str | None, Header()] = None) -> Session:
+def current_session(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Session:
     token = (authorization or "").removeprefix("Bearer ").strip()
     sessions: Sessions = request.app.state.sessions
     return sessions.get(token)
@@ -125,13 +126,22 @@ def create_app(config: TerminalConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
-        log.info("till ready: store %s terminal %s, %d catalog items", config.store_id,
-                 config.terminal_id, len(catalog))
+        log.info(
+            "till ready: store %s terminal %s, %d catalog items",
+            config.store_id,
+            config.terminal_id,
+            len(catalog),
+        )
         yield
         await service.stop()
 
-    app = FastAPI(title="Tillbox terminal API", version="1", lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title="Tillbox terminal API",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
     app.state.service = service
     app.state.sessions = sessions
 
@@ -159,8 +169,7 @@ def create_app(config: TerminalConfig) -> FastAPI:
     @app.post(f"{API}/sessions", status_code=201, tags=["sessions"])
     async def login(body: LoginBody) -> dict[str, Any]:
         s = await asyncio.to_thread(sessions.login, body.pin)
-        return {"token": s.token, "cashier": {"id": s.user, "name": s.cashier.name,
-                                              "role": s.role}}
+        return {"token": s.token, "cashier": {"id": s.user, "name": s.cashier.name, "role": s.role}}
 
     @app.delete(f"{API}/sessions/current", status_code=204, tags=["sessions"])
     async def logout(user: User) -> None:
@@ -173,9 +182,15 @@ def create_app(config: TerminalConfig) -> FastAPI:
     # -- catalog -----------------------------------------------------------------------
 
     def item_view(item: Item) -> dict[str, Any]:
-        return {"sku": item.sku, "name": item.name, "price": item.price,
-                "tax_class": item.tax_class, "unit": item.unit, "barcodes": list(item.barcodes),
-                "category": item.category}
+        return {
+            "sku": item.sku,
+            "name": item.name,
+            "price": item.price,
+            "tax_class": item.tax_class,
+            "unit": item.unit,
+            "barcodes": list(item.barcodes),
+            "category": item.category,
+        }
 
     @app.get(f"{API}/catalog/items", tags=["catalog"])
     async def items(q: str = "", category: str = "", limit: int = 50) -> dict[str, Any]:
@@ -214,81 +229,122 @@ def create_app(config: TerminalConfig) -> FastAPI:
         return service.sale_view(sale_id)
 
     @app.post(f"{API}/sales/{{sale_id}}/lines", status_code=201, tags=["sales"])
-    async def add_line(sale_id: str, body: LineBody, user: User,
-                       key: IdemKey = None) -> dict[str, Any]:
+    async def add_line(
+        sale_id: str, body: LineBody, user: User, key: IdemKey = None
+    ) -> dict[str, Any]:
         if (body.barcode is None) == (body.sku is None):
             raise Invalid("bad_request", "Give either a barcode or a SKU.")
-        item = catalog.by_barcode(body.barcode) if body.barcode else catalog.by_sku(
-            body.sku or "")
+        item = catalog.by_barcode(body.barcode) if body.barcode else catalog.by_sku(body.sku or "")
         line_id = new_id()
         return await service.write(
             lambda t: t.add_line(sale_id, line_id, item, body.quantity, body.barcode),
-            sale_answer(sale_id), Req.of(key, "add_line", sale_id, body.model_dump()))
+            sale_answer(sale_id),
+            Req.of(key, "add_line", sale_id, body.model_dump()),
+        )
 
     @app.patch(f"{API}/sales/{{sale_id}}/lines/{{line_id}}", tags=["sales"])
-    async def change_line(sale_id: str, line_id: str, body: LineChangeBody, user: User,
-                          manager_pin: ManagerPin = None, key: IdemKey = None) -> dict[str, Any]:
-        discount: Discount | None | Literal["keep"] = "keep"
+    async def change_line(
+        sale_id: str,
+        line_id: str,
+        body: LineChangeBody,
+        user: User,
+        manager_pin: ManagerPin = None,
+        key: IdemKey = None,
+    ) -> dict[str, Any]:
+        discount: Discount | Literal["keep"] | None = "keep"
         if body.clear_discount:
             discount = None
         elif body.discount:
             discount = body.discount.discount()
-        override: Override | None | Literal["keep"] = "keep"
+        override: Override | Literal["keep"] | None = "keep"
         if body.price_override or body.clear_override:
             approver = await asyncio.to_thread(sessions.approve, user, manager_pin)
-            override = None if body.clear_override or body.price_override is None else Override(
-                body.price_override.unit_price, body.price_override.reason, approver)
+            override = (
+                None
+                if body.clear_override or body.price_override is None
+                else Override(body.price_override.unit_price, body.price_override.reason, approver)
+            )
         qty = None if body.quantity is None else str(body.quantity)
         return await service.write(
-            lambda t: t.change_line(sale_id, line_id, quantity=qty, discount=discount,
-                                    override=override),
-            sale_answer(sale_id), Req.of(key, "change_line", sale_id, line_id,
-                                         body.model_dump()))
+            lambda t: t.change_line(
+                sale_id, line_id, quantity=qty, discount=discount, override=override
+            ),
+            sale_answer(sale_id),
+            Req.of(key, "change_line", sale_id, line_id, body.model_dump()),
+        )
 
     @app.delete(f"{API}/sales/{{sale_id}}/lines/{{line_id}}", tags=["sales"])
-    async def remove_line(sale_id: str, line_id: str, user: User,
-                          key: IdemKey = None) -> dict[str, Any]:
-        return await service.write(lambda t: t.remove_line(sale_id, line_id),
-                                   sale_answer(sale_id), Req.of(key, "remove_line", line_id))
+    async def remove_line(
+        sale_id: str, line_id: str, user: User, key: IdemKey = None
+    ) -> dict[str, Any]:
+        return await service.write(
+            lambda t: t.remove_line(sale_id, line_id),
+            sale_answer(sale_id),
+            Req.of(key, "remove_line", line_id),
+        )
 
     @app.put(f"{API}/sales/{{sale_id}}/discount", tags=["sales"])
-    async def set_discount(sale_id: str, body: DiscountBody, user: User,
-                           key: IdemKey = None) -> dict[str, Any]:
+    async def set_discount(
+        sale_id: str, body: DiscountBody, user: User, key: IdemKey = None
+    ) -> dict[str, Any]:
         discount = body.discount()
-        return await service.write(lambda t: t.set_discount(sale_id, discount),
-                                   sale_answer(sale_id),
-                                   Req.of(key, "discount", sale_id, body.model_dump()))
+        return await service.write(
+            lambda t: t.set_discount(sale_id, discount),
+            sale_answer(sale_id),
+            Req.of(key, "discount", sale_id, body.model_dump()),
+        )
 
     @app.delete(f"{API}/sales/{{sale_id}}/discount", tags=["sales"])
     async def clear_discount(sale_id: str, user: User) -> dict[str, Any]:
-        return await service.write(lambda t: t.set_discount(sale_id, None),
-                                   sale_answer(sale_id))
+        return await service.write(lambda t: t.set_discount(sale_id, None), sale_answer(sale_id))
 
     @app.post(f"{API}/sales/{{sale_id}}/payments", status_code=201, tags=["sales"])
-    async def add_payment(sale_id: str, body: PaymentBody, user: User,
-                          key: IdemKey = None) -> dict[str, Any]:
+    async def add_payment(
+        sale_id: str, body: PaymentBody, user: User, key: IdemKey = None
+    ) -> dict[str, Any]:
         payment_id = new_id()
         return await service.write(
-            lambda t: t.add_payment(sale_id, payment_id, body.method, amount=body.amount,
-                                    tendered=body.tendered, card=body.card),
-            sale_answer(sale_id), Req.of(key, "payment", sale_id, body.model_dump()))
+            lambda t: t.add_payment(
+                sale_id,
+                payment_id,
+                body.method,
+                amount=body.amount,
+                tendered=body.tendered,
+                card=body.card,
+            ),
+            sale_answer(sale_id),
+            Req.of(key, "payment", sale_id, body.model_dump()),
+        )
 
     @app.post(f"{API}/sales/{{sale_id}}/complete", tags=["sales"])
     async def complete(sale_id: str, user: User, key: IdemKey = None) -> dict[str, Any]:
-        return await service.write(lambda t: t.complete(sale_id), sale_answer(sale_id),
-                                   Req.of(key, "complete", sale_id))
+        return await service.write(
+            lambda t: t.complete(sale_id), sale_answer(sale_id), Req.of(key, "complete", sale_id)
+        )
 
     @app.post(f"{API}/sales/{{sale_id}}/void", tags=["sales"])
-    async def void(sale_id: str, body: ReasonBody, user: User, manager_pin: ManagerPin = None,
-                   key: IdemKey = None) -> dict[str, Any]:
+    async def void(
+        sale_id: str,
+        body: ReasonBody,
+        user: User,
+        manager_pin: ManagerPin = None,
+        key: IdemKey = None,
+    ) -> dict[str, Any]:
         approver = await asyncio.to_thread(sessions.approve, user, manager_pin)
         return await service.write(
             lambda t: t.void(sale_id, body.reason, user.user, approver),
-            sale_answer(sale_id), Req.of(key, "void", sale_id))
+            sale_answer(sale_id),
+            Req.of(key, "void", sale_id),
+        )
 
     @app.post(f"{API}/sales/{{sale_id}}/refunds", status_code=201, tags=["sales"])
-    async def refund(sale_id: str, body: RefundBody, user: User, manager_pin: ManagerPin = None,
-                     key: IdemKey = None) -> dict[str, Any]:
+    async def refund(
+        sale_id: str,
+        body: RefundBody,
+        user: User,
+        manager_pin: ManagerPin = None,
+        key: IdemKey = None,
+    ) -> dict[str, Any]:
         approver = await asyncio.to_thread(sessions.approve, user, manager_pin)
         refund_id = new_id()
         lines = None if body.lines is None else {li.line_id: li.quantity for li in body.lines}
@@ -297,11 +353,13 @@ def create_app(config: TerminalConfig) -> FastAPI:
 
         def decide(till: Till) -> list[Any]:
             original, refunds = service.completed_sale(sale_id, service.read_in_writer())
-            return till.refund(original, refunds, refund_id, lines, body.to, body.reason,
-                               user.user, approver)
+            return till.refund(
+                original, refunds, refund_id, lines, body.to, body.reason, user.user, approver
+            )
 
-        return await service.write(decide, sale_answer(sale_id),
-                                   Req.of(key, "refund", sale_id, body.model_dump()))
+        return await service.write(
+            decide, sale_answer(sale_id), Req.of(key, "refund", sale_id, body.model_dump())
+        )
 
     @app.get(f"{API}/sales/{{sale_id}}/receipt", tags=["receipts"])
     async def receipt(sale_id: str, user: User, refund_id: str | None = None) -> dict[str, Any]:
@@ -313,19 +371,25 @@ def create_app(config: TerminalConfig) -> FastAPI:
         assert reader is not None
         env = reader.by_receipt(receipt_no)
         if env is None:
-            raise NotFound("unknown_receipt", f"No receipt {receipt_no} on this till. Check "
-                           "the number, or look the sale up on the till that sold it.")
+            raise NotFound(
+                "unknown_receipt",
+                f"No receipt {receipt_no} on this till. Check "
+                "the number, or look the sale up on the till that sold it.",
+            )
         return service.sale_view(env["data"]["sale_id"])
 
     # -- drawer and shifts -------------------------------------------------------------
 
     @app.post(f"{API}/drawer/open", tags=["drawer"])
-    async def no_sale(body: ReasonBody, user: User, manager_pin: ManagerPin = None,
-                      key: IdemKey = None) -> dict[str, Any]:
+    async def no_sale(
+        body: ReasonBody, user: User, manager_pin: ManagerPin = None, key: IdemKey = None
+    ) -> dict[str, Any]:
         approver = await asyncio.to_thread(sessions.approve, user, manager_pin)
-        return await service.write(lambda t: t.no_sale(body.reason, user.user, approver),
-                                   lambda envs: {"opened": True},
-                                   Req.of(key, "no_sale", body.reason))
+        return await service.write(
+            lambda t: t.no_sale(body.reason, user.user, approver),
+            lambda envs: {"opened": True},
+            Req.of(key, "no_sale", body.reason),
+        )
 
     @app.post(f"{API}/shifts", status_code=201, tags=["shifts"])
     async def open_shift(body: ShiftOpenBody, user: User, key: IdemKey = None) -> dict[str, Any]:
@@ -333,7 +397,9 @@ def create_app(config: TerminalConfig) -> FastAPI:
         shift_id = new_id()
         return await service.write(
             lambda t: t.open_shift(shift_id, user.user, body.opening_float),
-            lambda envs: service.shift_view() or {}, Req.of(key, "open_shift", body.opening_float))
+            lambda envs: service.shift_view() or {},
+            Req.of(key, "open_shift", body.opening_float),
+        )
 
     @app.get(f"{API}/shifts/current", tags=["shifts"])
     async def current_shift(user: User) -> dict[str, Any]:
@@ -343,19 +409,23 @@ def create_app(config: TerminalConfig) -> FastAPI:
         return view
 
     @app.post(f"{API}/shifts/current/cash", status_code=201, tags=["shifts"])
-    async def move_cash(body: CashMoveBody, user: User, manager_pin: ManagerPin = None,
-                        key: IdemKey = None) -> dict[str, Any]:
+    async def move_cash(
+        body: CashMoveBody, user: User, manager_pin: ManagerPin = None, key: IdemKey = None
+    ) -> dict[str, Any]:
         await asyncio.to_thread(sessions.approve, user, manager_pin)
-        return await service.write(lambda t: t.move_cash(body.amount, body.reason, user.user),
-                                   lambda envs: service.shift_view() or {},
-                                   Req.of(key, "cash", body.amount, body.reason))
+        return await service.write(
+            lambda t: t.move_cash(body.amount, body.reason, user.user),
+            lambda envs: service.shift_view() or {},
+            Req.of(key, "cash", body.amount, body.reason),
+        )
 
     @app.post(f"{API}/shifts/current/close", tags=["shifts"])
-    async def close_shift(body: ShiftCloseBody, user: User,
-                          key: IdemKey = None) -> dict[str, Any]:
-        return await service.write(lambda t: t.close_shift(body.counted, user.user),
-                                   lambda envs: z_view(envs[0]),
-                                   Req.of(key, "close_shift", body.counted))
+    async def close_shift(body: ShiftCloseBody, user: User, key: IdemKey = None) -> dict[str, Any]:
+        return await service.write(
+            lambda t: t.close_shift(body.counted, user.user),
+            lambda envs: z_view(envs[0]),
+            Req.of(key, "close_shift", body.counted),
+        )
 
     @app.get(f"{API}/shifts/{{shift_id}}/report", tags=["shifts"])
     async def shift_report(shift_id: str, user: User) -> dict[str, Any]:
@@ -370,8 +440,14 @@ def create_app(config: TerminalConfig) -> FastAPI:
 
     def z_view(env: dict[str, Any]) -> dict[str, Any]:
         d = env["data"]
-        return {"shift_id": d["shift_id"], "kind": "Z", "opened_at": d["opened_at"],
-                "closed_at": env["at"], "closed_by": d["user"], **d["report"]}
+        return {
+            "shift_id": d["shift_id"],
+            "kind": "Z",
+            "opened_at": d["opened_at"],
+            "closed_at": env["at"],
+            "closed_by": d["user"],
+            **d["report"],
+        }
 
     # -- event stream, health, metrics -------------------------------------------------
 
@@ -393,8 +469,9 @@ def create_app(config: TerminalConfig) -> FastAPI:
             finally:
                 service.unsubscribe(queue)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
@@ -404,18 +481,24 @@ def create_app(config: TerminalConfig) -> FastAPI:
         return service.journal_error is None and service.free_mb() >= config.min_free_mb
 
     def health() -> dict[str, Any]:
-        assert service.reader is not None and service.journal is not None
+        assert service.reader is not None
         depth, oldest = service.reader.outbox_stats()
         shift = service.shift_view()
         return {
             "status": "ok" if health_ok() else "degraded",
-            "store": config.store_id, "terminal": config.terminal_id,
-            "journal": {"writable": service.journal_error is None,
-                        "error": service.journal_error, "seq": service.journal.seq,
-                        "free_mb": service.free_mb(), "min_free_mb": config.min_free_mb},
+            "store": config.store_id,
+            "terminal": config.terminal_id,
+            "journal": {
+                "writable": service.journal_error is None,
+                "error": service.journal_error,
+                "seq": service.seq,
+                "free_mb": service.free_mb(),
+                "min_free_mb": config.min_free_mb,
+            },
             "outbox": {"depth": depth, "oldest": oldest},
-            "shift": None if shift is None else {"shift_id": shift["shift_id"],
-                                                 "open_sales": shift["open_sales"]},
+            "shift": None
+            if shift is None
+            else {"shift_id": shift["shift_id"], "open_sales": shift["open_sales"]},
             "uptime_s": round(time.monotonic() - started, 1),
         }
 
@@ -425,19 +508,48 @@ def create_app(config: TerminalConfig) -> FastAPI:
         shift = service.shift_view()
         report = shift["report"] if shift else None
         lines = [
-            ("tillbox_journal_seq", "gauge", "Highest journal sequence number", h["journal"]["seq"]),
-            ("tillbox_journal_writable", "gauge", "1 when the journal accepts writes",
-             int(h["journal"]["writable"])),
-            ("tillbox_disk_free_bytes", "gauge", "Free bytes on the state directory's disk",
-             h["journal"]["free_mb"] * 1024 * 1024),
-            ("tillbox_outbox_depth", "gauge", "Events waiting to be sent upstream",
-             h["outbox"]["depth"]),
-            ("tillbox_open_sales", "gauge", "Sales open on this till",
-             len(service.open_sale_ids())),
-            ("tillbox_shift_sales", "gauge", "Sales completed in the open shift",
-             report["sales"]["count"] if report else 0),
-            ("tillbox_process_resident_bytes", "gauge", "Resident memory of the daemon",
-             _rss_bytes()),
+            (
+                "tillbox_journal_seq",
+                "gauge",
+                "Highest journal sequence number",
+                h["journal"]["seq"],
+            ),
+            (
+                "tillbox_journal_writable",
+                "gauge",
+                "1 when the journal accepts writes",
+                int(h["journal"]["writable"]),
+            ),
+            (
+                "tillbox_disk_free_bytes",
+                "gauge",
+                "Free bytes on the state directory's disk",
+                h["journal"]["free_mb"] * 1024 * 1024,
+            ),
+            (
+                "tillbox_outbox_depth",
+                "gauge",
+                "Events waiting to be sent upstream",
+                h["outbox"]["depth"],
+            ),
+            (
+                "tillbox_open_sales",
+                "gauge",
+                "Sales open on this till",
+                len(service.open_sale_ids()),
+            ),
+            (
+                "tillbox_shift_sales",
+                "gauge",
+                "Sales completed in the open shift",
+                report["sales"]["count"] if report else 0,
+            ),
+            (
+                "tillbox_process_resident_bytes",
+                "gauge",
+                "Resident memory of the daemon",
+                _rss_bytes(),
+            ),
         ]
         text = "".join(f"# HELP {n} {h_}\n# TYPE {n} {t}\n{n} {v}\n" for n, t, h_, v in lines)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

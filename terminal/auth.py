@@ -39,8 +39,9 @@ class Session:
 class Sessions:
     """In-memory sessions: a restart asks cashiers to log in again, which is the safe side."""
 
-    def __init__(self, cashiers: list[Cashier], minutes: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, cashiers: list[Cashier], minutes: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._cashiers = cashiers
         self._ttl = minutes * 60.0
         self._clock = clock
@@ -51,8 +52,9 @@ class Sessions:
         now = self._clock()
         self._failures = [t for t in self._failures if now - t < LOCKOUT_SECONDS]
         if len(self._failures) >= MAX_FAILURES:
-            raise TooManyAttempts("pin_locked", "Too many wrong PINs. Wait 30 seconds, then "
-                                  "try again.")
+            raise TooManyAttempts(
+                "pin_locked", "Too many wrong PINs. Wait 30 seconds, then try again."
+            )
         for cashier in self._cashiers:
             if cashier.check_pin(pin):
                 return cashier
@@ -86,7 +88,9 @@ class Sessions:
             cashier = self._match(manager_pin)
             if cashier is not None and cashier.role == "manager":
                 return cashier.id
-            raise Forbidden("manager_pin_wrong", "That is not a manager's PIN. Ask a manager "
-                            "to enter theirs.")
-        raise Forbidden("manager_required", "A manager must approve this. Ask a manager to "
-                        "enter their PIN.")
+            raise Forbidden(
+                "manager_pin_wrong", "That is not a manager's PIN. Ask a manager to enter theirs."
+            )
+        raise Forbidden(
+            "manager_required", "A manager must approve this. Ask a manager to enter their PIN."
+        )

@@ -22,8 +22,18 @@ DEFAULT_PATH = Path("/etc/tillbox/terminal.toml")
 ENV_PREFIX = "TILLBOX_"
 CONFIG_VERSION = 1
 # ISO 4217 minor units for the currencies whose count is not 2.
-_MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "HUF": 2, "BHD": 3, "KWD": 3,
-                "JOD": 3, "OMR": 3, "TND": 3}
+_MINOR_UNITS = {
+    "JPY": 0,
+    "KRW": 0,
+    "ISK": 0,
+    "CLP": 0,
+    "HUF": 2,
+    "BHD": 3,
+    "KWD": 3,
+    "JOD": 3,
+    "OMR": 3,
+    "TND": 3,
+}
 _PIN_ITERATIONS = 30_000
 
 
@@ -110,7 +120,7 @@ class TerminalConfig(_Strict):
         if len(set(ids)) != len(ids):
             raise ValueError("cashiers: two cashiers share an id")
         if not any(c.role == "manager" for c in self.cashiers):
-            raise ValueError("cashiers: at least one cashier must have role = \"manager\"")
+            raise ValueError('cashiers: at least one cashier must have role = "manager"')
         codes = [c.code for c in self.tax.classes.values()]
         if len(set(codes)) != len(codes):
             raise ValueError("tax.classes: two tax classes share a code")
@@ -145,8 +155,9 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file. Copy terminal.example.toml there or pass "
-                          "--config.") from None
+        raise ConfigError(
+            f"{path}: no such file. Copy terminal.example.toml there or pass --config."
+        ) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
     apply_env(raw, os.environ if environ is None else environ)
@@ -161,7 +172,7 @@ def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "TILLBOX_CONFIG":
             continue
-        keys = name[len(ENV_PREFIX):].lower().split("__")
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
         node = raw
         for key in keys[:-1]:
             child = node.setdefault(key, {})
@@ -175,7 +186,10 @@ def describe(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key; check its spelling against docs/configuration.md" \
-            if e["type"] == "extra_forbidden" else e["msg"]
+        msg = (
+            "unknown key; check its spelling against docs/configuration.md"
+            if e["type"] == "extra_forbidden"
+            else e["msg"]
+        )
         parts.append(f"{key}: {msg}")
     return "; ".join(parts)

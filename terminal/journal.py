@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,12 +35,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY REFERENCES events(seq),
     queued_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS opened (id INTEGER PRIMARY KEY, at TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 """
 
+log = logging.getLogger("tillbox.journal")
 _COLUMNS = "seq, id, type, store, terminal, at, data, prev_hash, hash"
 
 
@@ -54,11 +57,21 @@ class NewEvent:
     data: dict[str, Any]
 
 
-def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the journal's durability pragmas (WAL, synchronous=FULL)."""
+def connect(
+    path: Path | str, *, readonly: bool = False, immutable: bool = False
+) -> sqlite3.Connection:
+    """A connection with the journal's durability pragmas (WAL, synchronous=FULL).
+
+    `immutable` reads a journal on read-only storage, where SQLite cannot create its
+    shared-memory file; only safe while nobody writes, which read-only storage ensures.
+    """
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                               check_same_thread=False)
+        # With a WAL file left by a crash SQLite reads it read-only; immutable would skip it.
+        immutable = immutable and not Path(f"{path}-wal").exists()
+        mode = "ro&immutable=1" if immutable else "ro"
+        conn = sqlite3.connect(
+            f"file:{path}?mode={mode}", uri=True, isolation_level=None, check_same_thread=False
+        )
     else:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -70,9 +83,18 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
 def envelope(row: Sequence[Any]) -> dict[str, Any]:
     """Rebuild the wire envelope (DESIGN.md section 5) from an `events` row."""
     seq, id_, type_, store, terminal, at, data, prev_hash, hash_ = row
-    return {"schema": SCHEMA, "id": id_, "type": type_, "store": store, "terminal": terminal,
-            "seq": seq, "at": at, "prev_hash": prev_hash, "hash": hash_,
-            "data": json.loads(data)}
+    return {
+        "schema": SCHEMA,
+        "id": id_,
+        "type": type_,
+        "store": store,
+        "terminal": terminal,
+        "seq": seq,
+        "at": at,
+        "prev_hash": prev_hash,
+        "hash": hash_,
+        "data": json.loads(data),
+    }
 
 
 class Journal:
@@ -82,16 +104,25 @@ class Journal:
         self.path = path
         self.store = store
         self.terminal = terminal
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = connect(path)
-        self.db = sqlite_utils.Database(self.conn)
-        self.db.executescript(_SCHEMA_SQL)
-        row = self.conn.execute(
-            "SELECT seq, hash, store, terminal FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = connect(path)
+            self.db = sqlite_utils.Database(self.conn)
+            self.db.executescript(_SCHEMA_SQL)
+            row = self.conn.execute(
+                "SELECT seq, hash, store, terminal FROM events ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            # SQLite opens read-only storage without complaint; find out now, not mid-sale.
+            self.conn.execute(
+                "INSERT OR REPLACE INTO opened (id, at) VALUES (1, strftime('%Y-%m-%dT%H:%M:%fZ'))"
+            )
+        except (sqlite3.Error, OSError) as err:
+            raise JournalError(_explain(err)) from err
         if row and (row[2], row[3]) != (store, terminal):
             raise JournalError(
                 f"{path} belongs to store {row[2]!r} terminal {row[3]!r}, not {store!r} "
-                f"{terminal!r}. Point state_dir at this terminal's own journal.")
+                f"{terminal!r}. Point state_dir at this terminal's own journal."
+            )
         self.seq: int = row[0] if row else 0
         self.hash: str = row[1] if row else GENESIS_HASH
 
@@ -102,23 +133,46 @@ class Journal:
         envelopes: list[dict[str, Any]] = []
         for ev in events:
             seq += 1
-            env = {"schema": SCHEMA, "id": ev.id, "type": ev.type, "store": self.store,
-                   "terminal": self.terminal, "seq": seq, "at": at, "prev_hash": prev,
-                   "data": ev.data}
+            env = {
+                "schema": SCHEMA,
+                "id": ev.id,
+                "type": ev.type,
+                "store": self.store,
+                "terminal": self.terminal,
+                "seq": seq,
+                "at": at,
+                "prev_hash": prev,
+                "data": ev.data,
+            }
             env["hash"] = prev = event_hash(env)
-            rows.append((seq, ev.id, ev.type, self.store, self.terminal, at,
-                         canonical(ev.data).decode(), env["prev_hash"], env["hash"]))
+            rows.append(
+                (
+                    seq,
+                    ev.id,
+                    ev.type,
+                    self.store,
+                    self.terminal,
+                    at,
+                    canonical(ev.data).decode(),
+                    env["prev_hash"],
+                    env["hash"],
+                )
+            )
             envelopes.append(env)
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES "
-                                      "(?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                self.conn.executemany("INSERT INTO outbox (seq, queued_at) VALUES (?, ?)",
-                                      [(r[0], at) for r in rows])
+                self.conn.executemany(
+                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+                self.conn.executemany(
+                    "INSERT INTO outbox (seq, queued_at) VALUES (?, ?)", [(r[0], at) for r in rows]
+                )
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                # SQLite may already have rolled back (a failed COMMIT on a full disk does).
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as err:
             raise JournalError(_explain(err)) from err
@@ -126,21 +180,31 @@ class Journal:
         return envelopes
 
     def close(self) -> None:
+        """Fold the WAL into the main file, so read-only storage later reads it whole."""
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as err:
+            log.warning("journal checkpoint on close failed: %s", err)
         self.conn.close()
 
 
 class Reader:
     """Read side of the journal; safe to use while the writer appends (WAL)."""
 
-    def __init__(self, path: Path) -> None:
-        self.conn = connect(path, readonly=True)
+    def __init__(self, path: Path, immutable: bool = False) -> None:
+        self.conn = connect(path, readonly=True, immutable=immutable)
         self.db = sqlite_utils.Database(self.conn)
 
     def events_from(self, seq: int) -> Iterator[dict[str, Any]]:
-        cur = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq >= ? ORDER BY seq",
-                                (seq,))
+        cur = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE seq >= ? ORDER BY seq", (seq,)
+        )
         for row in cur:
             yield envelope(row)
+
+    def last_seq(self) -> int:
+        row = self.conn.execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
 
     def event(self, seq: int) -> dict[str, Any]:
         row = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
@@ -151,28 +215,33 @@ class Reader:
     def sale_events(self, sale_id: str, types: Sequence[str]) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(types))
         cur = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE sale_id = ? AND type IN ({marks}) "
-            "ORDER BY seq", (sale_id, *types))
+            f"SELECT {_COLUMNS} FROM events WHERE sale_id = ? AND type IN ({marks}) ORDER BY seq",
+            (sale_id, *types),
+        )
         return [envelope(r) for r in cur]
 
     def by_receipt(self, receipt_no: str) -> dict[str, Any] | None:
-        row = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE receipt_no = ?",
-                                (receipt_no,)).fetchone()
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE receipt_no = ?", (receipt_no,)
+        ).fetchone()
         return envelope(row) if row else None
 
     def last_of(self, types: Sequence[str]) -> dict[str, Any] | None:
         """The newest event of the given types (found through the type index)."""
         best: tuple[Any, ...] | None = None
         for t in types:
-            row = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE type = ? "
-                                    "ORDER BY seq DESC LIMIT 1", (t,)).fetchone()
+            row = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1", (t,)
+            ).fetchone()
             if row and (best is None or row[0] > best[0]):
                 best = row
         return envelope(best) if best else None
 
     def shift_closed(self, shift_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE type = 'shift.closed' "
-                                "AND shift_id = ?", (shift_id,)).fetchone()
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE type = 'shift.closed' AND shift_id = ?",
+            (shift_id,),
+        ).fetchone()
         return envelope(row) if row else None
 
     def outbox_stats(self) -> tuple[int, str | None]:
@@ -211,16 +280,29 @@ def verify(path: Path) -> Verdict:
                 first = (env["store"], env["terminal"])
             if seq != expected_seq:
                 what = "missing" if seq > expected_seq else "out of order"
-                return Verdict(False, count, f"seq {expected_seq} is {what} (found {seq} "
-                               "next): an event was deleted or inserted", seq, id_)
+                return Verdict(
+                    False,
+                    count,
+                    f"seq {expected_seq} is {what} (found {seq} "
+                    "next): an event was deleted or inserted",
+                    seq,
+                    id_,
+                )
             if (env["store"], env["terminal"]) != first:
                 return Verdict(False, count, "belongs to another store/terminal", seq, id_)
             if env["prev_hash"] != prev:
-                return Verdict(False, count, "prev_hash does not link to the event before it: "
-                               "an event was deleted, inserted or reordered", seq, id_)
+                return Verdict(
+                    False,
+                    count,
+                    "prev_hash does not link to the event before it: "
+                    "an event was deleted, inserted or reordered",
+                    seq,
+                    id_,
+                )
             if event_hash(env) != env["hash"]:
-                return Verdict(False, count, "hash does not match its content: the event was "
-                               "edited", seq, id_)
+                return Verdict(
+                    False, count, "hash does not match its content: the event was edited", seq, id_
+                )
             prev = env["hash"]
             expected_seq += 1
         return Verdict(True, count)
@@ -230,12 +312,16 @@ def verify(path: Path) -> Verdict:
         conn.close()
 
 
-def _explain(err: sqlite3.Error) -> str:
+def _explain(err: sqlite3.Error | OSError) -> str:
     text = str(err)
     if "full" in text or "disk I/O" in text:
-        return ("The journal's disk is full or failing, so the sale could not be recorded. "
-                "Free space on the box or call support; nothing was lost.")
-    if "readonly" in text or "read-only" in text:
-        return ("The journal is read-only, so the sale could not be recorded. Check the "
-                "storage (it may have been remounted read-only after an error).")
+        return (
+            "The journal's disk is full or failing, so the sale could not be recorded. "
+            "Free space on the box or call support; nothing was lost."
+        )
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return (
+            "The journal is read-only, so the sale could not be recorded. Check the "
+            "storage (it may have been remounted read-only after an error)."
+        )
     return f"The journal could not be written ({text}). Nothing of this step was recorded."

@@ -66,7 +66,9 @@ class TillService:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
         self._lock = threading.Lock()
         self._requests: dict[str, tuple[str, int]] = {}
-        self._listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
+        self._listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = (
+            set()
+        )
         self.journal_error: str | None = None
         self.journal: Journal | None = None
         self._wreader: Reader | None = None
@@ -77,15 +79,31 @@ class TillService:
 
     async def start(self) -> None:
         await asyncio.wrap_future(self._writer.submit(self._open))
-        self.reader = Reader(self.config.journal_path)
+        self.reader = Reader(self.config.journal_path, immutable=self.journal is None)
 
     def _open(self) -> None:
-        self.journal = Journal(self.config.journal_path, self.config.store_id,
-                               self.config.terminal_id)
-        self._wreader = Reader(self.config.journal_path)
+        try:
+            self.journal = Journal(
+                self.config.journal_path, self.config.store_id, self.config.terminal_id
+            )
+        except JournalError as err:
+            # Come up anyway: the kiosk can show the problem and past sales stay readable.
+            log.error("journal %s cannot be written: %s", self.config.journal_path, err)
+            self.journal_error = str(err)
+            if not self.config.journal_path.exists():
+                raise
+        self._wreader = Reader(self.config.journal_path, immutable=self.journal is None)
         self.replayed = self._rebuild(self._wreader)
-        log.info("journal %s at seq %d; state rebuilt from %d events",
-                 self.config.journal_path, self.journal.seq, self.replayed)
+        log.info(
+            "journal %s at seq %d; state rebuilt from %d events",
+            self.config.journal_path,
+            self.seq,
+            self.replayed,
+        )
+
+    @property
+    def seq(self) -> int:
+        return self.journal.seq if self.journal else self.till.state.seq
 
     def _rebuild(self, reader: Reader) -> int:
         """Fold the events that still matter (from the open shift on) into a fresh state."""
@@ -93,8 +111,8 @@ class TillService:
         if last:
             self.till.state.receipt_counter = int(last["data"]["receipt_no"].rsplit("-", 1)[1])
         mark = reader.last_of(["shift.opened", "shift.closed"])
-        start = mark["seq"] if mark and mark["type"] == "shift.opened" else (
-            self.journal.seq + 1 if self.journal else 1)
+        head = reader.last_seq()
+        start = mark["seq"] if mark and mark["type"] == "shift.opened" else head + 1
         count = 0
         for env in reader.events_from(start):
             self.till.apply(env["type"], env["data"], env["seq"], env["at"])
@@ -102,41 +120,50 @@ class TillService:
             if req:
                 self._requests[req["id"]] = (req["digest"], env["seq"])
             count += 1
-        assert self.journal is not None
-        self.till.state.seq = self.journal.seq
+        self.till.state.seq = head
         return count
 
     async def stop(self) -> None:
-        def close() -> None:
-            if self.journal:
-                self.journal.close()
-            if self._wreader:
-                self._wreader.close()
-        await asyncio.wrap_future(self._writer.submit(close))
-        self._writer.shutdown(wait=True)
         if self.reader:
             self.reader.close()
 
+        def close() -> None:
+            if self._wreader:
+                self._wreader.close()
+            if self.journal:
+                self.journal.close()
+
+        await asyncio.wrap_future(self._writer.submit(close))
+        self._writer.shutdown(wait=True)
+
     # -- the one write path ------------------------------------------------------------
 
-    async def write(self, decide: Decide, view: Callable[[list[dict[str, Any]]], T],
-                    request: Request | None = None) -> T:
+    async def write(
+        self,
+        decide: Decide,
+        view: Callable[[list[dict[str, Any]]], T],
+        request: Request | None = None,
+    ) -> T:
         """Decide, journal durably, fold in, notify; the answer comes only after the commit."""
         return await asyncio.wrap_future(self._writer.submit(self._unit, decide, view, request))
 
-    def _unit(self, decide: Decide, view: Callable[[list[dict[str, Any]]], T],
-              request: Request | None) -> T:
+    def _unit(
+        self, decide: Decide, view: Callable[[list[dict[str, Any]]], T], request: Request | None
+    ) -> T:
         if request is not None and request.key in self._requests:
             digest, seq = self._requests[request.key]
             if digest != request.digest:
-                raise Conflict("request_reused", "This request id was already used for a "
-                               "different request. Send a new id.")
+                raise Conflict(
+                    "request_reused",
+                    "This request id was already used for a different request. Send a new id.",
+                )
             return view([self.read_in_writer().event(seq)])
         events = decide(self.till)
         new = [NewEvent(new_id(), t, d) for t, d in events]
         if request is not None and new:
             new[0].data["request"] = {"id": request.key, "digest": request.digest}
-        assert self.journal is not None
+        if self.journal is None:
+            raise Unavailable("journal_unavailable", self.journal_error or "no journal")
         try:
             envelopes = self.journal.append(new, utcnow())
         except JournalError as err:
@@ -191,8 +218,11 @@ class TillService:
         if self.journal_error:
             raise Unavailable("journal_unavailable", self.journal_error)
         if self.free_mb() < self.config.min_free_mb:
-            raise Unavailable("disk_full", "The box's storage is almost full, so no new sale "
-                              "can start. Finish open sales, then free space or call support.")
+            raise Unavailable(
+                "disk_full",
+                "The box's storage is almost full, so no new sale "
+                "can start. Finish open sales, then free space or call support.",
+            )
 
     # -- views (state snapshots for the API) -------------------------------------------
 
@@ -200,23 +230,41 @@ class TillService:
         totals = self.till.totals(sale)
         due = totals.total + sale.rounding - sale.paid
         return {
-            "sale_id": sale.sale_id, "status": "open", "shift_id": sale.shift_id,
-            "cashier": sale.cashier, "opened_at": sale.opened_at,
+            "sale_id": sale.sale_id,
+            "status": "open",
+            "shift_id": sale.shift_id,
+            "cashier": sale.cashier,
+            "opened_at": sale.opened_at,
             "currency": self.config.currency,
-            "lines": [{
-                "line_id": li.line_id, "sku": li.sku, "name": li.name, "unit": li.unit,
-                "quantity": str(li.quantity), "unit_price": li.unit_price,
-                "catalog_price": li.catalog_price, "tax_class": li.tax_class,
-                "discount": li.discount.to_data() if li.discount else None,
-                "override": None if li.override is None else {
-                    "unit_price": li.override.unit_price, "reason": li.override.reason},
-                "base": pl.base, "discount_amount": pl.line_discount + pl.cart_discount,
-                "amount": pl.amount, "tax": pl.tax,
-            } for li, pl in ((li, totals.by_line[li.line_id]) for li in sale.lines.values())],
+            "lines": [
+                {
+                    "line_id": li.line_id,
+                    "sku": li.sku,
+                    "name": li.name,
+                    "unit": li.unit,
+                    "quantity": str(li.quantity),
+                    "unit_price": li.unit_price,
+                    "catalog_price": li.catalog_price,
+                    "tax_class": li.tax_class,
+                    "discount": li.discount.to_data() if li.discount else None,
+                    "override": None
+                    if li.override is None
+                    else {"unit_price": li.override.unit_price, "reason": li.override.reason},
+                    "base": pl.base,
+                    "discount_amount": pl.line_discount + pl.cart_discount,
+                    "amount": pl.amount,
+                    "tax": pl.tax,
+                }
+                for li, pl in ((li, totals.by_line[li.line_id]) for li in sale.lines.values())
+            ],
             "cart_discount": sale.discount.to_data() if sale.discount else None,
-            "subtotal": totals.subtotal, "discount": totals.discount,
-            "taxes": [t.to_data() for t in totals.taxes], "tax": totals.tax,
-            "total": totals.total, "paid": sale.paid, "due": max(due, 0),
+            "subtotal": totals.subtotal,
+            "discount": totals.discount,
+            "taxes": [t.to_data() for t in totals.taxes],
+            "tax": totals.tax,
+            "total": totals.total,
+            "paid": sale.paid,
+            "due": max(due, 0),
             "cash_due": max(cash_round(due, self.config.cash_increment), 0),
             "payments": [p.to_data() for p in sale.payments],
         }
@@ -239,15 +287,21 @@ class TillService:
         view["at"] = first["at"]
         view["refunds"] = [
             {k: v for k, v in e["data"].items() if k != "request"} | {"at": e["at"]}
-            for e in events if e["type"] == "sale.refunded"]
+            for e in events
+            if e["type"] == "sale.refunded"
+        ]
         return view
 
-    def completed_sale(self, sale_id: str, reader: Reader) -> tuple[dict[str, Any],
-                                                                       list[dict[str, Any]]]:
+    def completed_sale(
+        self, sale_id: str, reader: Reader
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         events = reader.sale_events(sale_id, ("sale.completed", "sale.refunded"))
         if not events or events[0]["type"] != "sale.completed":
-            raise NotFound("unknown_sale", "No completed sale with that id is on this till. "
-                           "Scan the receipt's barcode to find it.")
+            raise NotFound(
+                "unknown_sale",
+                "No completed sale with that id is on this till. "
+                "Scan the receipt's barcode to find it.",
+            )
         return events[0]["data"], [e["data"] for e in events[1:]]
 
     def shift_view(self) -> dict[str, Any] | None:
@@ -255,9 +309,13 @@ class TillService:
             shift = self.till.state.shift
             if shift is None:
                 return None
-            return {"shift_id": shift.shift_id, "cashier": shift.cashier,
-                    "opened_at": shift.opened_at, "open_sales": len(self.till.state.sales),
-                    "report": shift.totals.to_data()}
+            return {
+                "shift_id": shift.shift_id,
+                "cashier": shift.cashier,
+                "opened_at": shift.opened_at,
+                "open_sales": len(self.till.state.sales),
+                "report": shift.totals.to_data(),
+            }
 
     def open_sale_ids(self) -> list[str]:
         with self._lock:

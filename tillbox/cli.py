@@ -23,8 +23,7 @@ def cmd_terminal(args: argparse.Namespace) -> int:
     app = create_app(config)
     host = args.host or config.api.host
     port = args.port or config.api.port
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                lifespan="on")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
     return 0
 
 
@@ -57,8 +56,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
     config = load(_config_path(args))
     catalog = load_catalog(config)
-    print(f"OK: store {config.store_id}, terminal {config.terminal_id}, "
-          f"{len(config.cashiers)} cashiers, {len(catalog)} catalog items")
+    print(
+        f"OK: store {config.store_id}, terminal {config.terminal_id}, "
+        f"{len(config.cashiers)} cashiers, {len(catalog)} catalog items"
+    )
     return 0
 
 
@@ -75,8 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", metavar="PATH",
-                       help="terminal config file (default /etc/tillbox/terminal.toml)")
+        p.add_argument(
+            "--config",
+            metavar="PATH",
+            help="terminal config file (default /etc/tillbox/terminal.toml)",
+        )
         return p
 
     p = with_config(sub.add_parser("terminal", help="run the counter daemon (local API)"))
@@ -90,14 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     journal = sub.add_parser("journal", help="inspect the sale journal").add_subparsers(
-        dest="journal_command", required=True, metavar="ACTION")
-    p = with_config(journal.add_parser(
-        "verify", help="walk the hash chain; exit 1 naming the first bad event"))
+        dest="journal_command", required=True, metavar="ACTION"
+    )
+    p = with_config(
+        journal.add_parser("verify", help="walk the hash chain; exit 1 naming the first bad event")
+    )
     p.add_argument("--db", metavar="PATH", help="journal file (default: from the config)")
     p.set_defaults(func=cmd_journal_verify)
 
     config = sub.add_parser("config", help="configuration tools").add_subparsers(
-        dest="config_command", required=True, metavar="ACTION")
+        dest="config_command", required=True, metavar="ACTION"
+    )
     p = with_config(config.add_parser("check", help="validate the config and the catalog"))
     p.set_defaults(func=cmd_config_check)
 
@@ -107,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     args = build_parser().parse_args(argv)
     from terminal.config import ConfigError
 

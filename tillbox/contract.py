@@ -1,4 +1,4 @@
-# The contract between terminals and relays: envelope, topics, canonical hashing (imports nothing of ours).
+# Terminal-relay contract: envelope, topics, canonical hashing (imports nothing of ours).
 from __future__ import annotations
 
 import hashlib
@@ -64,7 +64,10 @@ def validate_envelope(envelope: Any) -> dict[str, Any]:
             and envelope["seq"] >= 1,
         ),
         ("at", isinstance(envelope["at"], str) and bool(_AT.match(envelope["at"]))),
-        ("prev_hash", isinstance(envelope["prev_hash"], str) and bool(_HEX64.match(envelope["prev_hash"]))),
+        (
+            "prev_hash",
+            isinstance(envelope["prev_hash"], str) and bool(_HEX64.match(envelope["prev_hash"])),
+        ),
         ("hash", isinstance(envelope["hash"], str) and bool(_HEX64.match(envelope["hash"]))),
         ("data", isinstance(envelope["data"], dict)),
     ]

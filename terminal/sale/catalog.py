@@ -35,8 +35,12 @@ class Category:
 class Catalog:
     """An immutable catalog; a new one replaces it whole (down-sync applies snapshots)."""
 
-    def __init__(self, items: Iterable[Item], categories: Iterable[Category] = (),
-                 tax_classes: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        items: Iterable[Item],
+        categories: Iterable[Category] = (),
+        tax_classes: Iterable[str] | None = None,
+    ) -> None:
         self.categories = tuple(categories)
         self._by_sku: dict[str, Item] = {}
         self._by_barcode: dict[str, Item] = {}
@@ -71,8 +75,9 @@ class Catalog:
         try:
             return self._by_sku[sku]
         except KeyError:
-            raise NotFound("unknown_sku", f"No item has SKU {sku!r}. Search the item by "
-                           "name instead.") from None
+            raise NotFound(
+                "unknown_sku", f"No item has SKU {sku!r}. Search the item by name instead."
+            ) from None
 
     def by_barcode(self, code: str) -> Item:
         problem = gtin_problem(code)
@@ -81,8 +86,11 @@ class Catalog:
         try:
             return self._by_barcode[code]
         except KeyError:
-            raise NotFound("unknown_barcode", f"No item has barcode {code}. Key the item in "
-                           "by name, or ask a manager to add it to the catalog.") from None
+            raise NotFound(
+                "unknown_barcode",
+                f"No item has barcode {code}. Key the item in "
+                "by name, or ask a manager to add it to the catalog.",
+            ) from None
 
     def search(self, text: str = "", category: str = "", limit: int = 50) -> list[Item]:
         needle = text.casefold().strip()
@@ -90,8 +98,12 @@ class Catalog:
         for item in self._by_sku.values():
             if category and item.category != category:
                 continue
-            if needle and needle not in item.name.casefold() and needle != item.sku.casefold() \
-                    and needle not in item.barcodes:
+            if (
+                needle
+                and needle not in item.name.casefold()
+                and needle != item.sku.casefold()
+                and needle not in item.barcodes
+            ):
                 continue
             found.append(item)
             if len(found) >= limit:

@@ -41,8 +41,14 @@ def cash_round(amount: int, increment: int) -> int:
     return round_minor(Decimal(amount) / increment) * increment
 
 
-def format_money(amount: int, decimals: int, symbol: str, decimal_sep: str = ".",
-                 thousands_sep: str = ",", symbol_after: bool = False) -> str:
+def format_money(
+    amount: int,
+    decimals: int,
+    symbol: str,
+    decimal_sep: str = ".",
+    thousands_sep: str = ",",
+    symbol_after: bool = False,
+) -> str:
     """Human form of an amount, e.g. 1234 -> '12,34 €'; never goes through float."""
     sign = "-" if amount < 0 else ""
     whole, frac = divmod(abs(amount), 10**decimals) if decimals else (abs(amount), 0)

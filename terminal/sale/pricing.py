@@ -37,8 +37,11 @@ class TaxSetup:
         try:
             return self.classes[name]
         except KeyError:
-            raise Invalid("unknown_tax_class", f"Tax class {name!r} is not set up for this "
-                          "store. Ask a manager to fix the item's tax class.") from None
+            raise Invalid(
+                "unknown_tax_class",
+                f"Tax class {name!r} is not set up for this "
+                "store. Ask a manager to fix the item's tax class.",
+            ) from None
 
     def tax_of(self, amount: int, rate: Decimal) -> int:
         """Tax contained in (inclusive) or added to (exclusive) an amount."""
@@ -104,8 +107,14 @@ class TaxTotal:
     gross: int
 
     def to_data(self) -> dict[str, Any]:
-        return {"tax_class": self.tax_class, "code": self.code, "rate": str(self.rate),
-                "net": self.net, "tax": self.tax, "gross": self.gross}
+        return {
+            "tax_class": self.tax_class,
+            "code": self.code,
+            "rate": str(self.rate),
+            "net": self.net,
+            "tax": self.tax,
+            "gross": self.gross,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +173,9 @@ def price(lines: Sequence[LineInput], cart_discount: Discount | None, tax: TaxSe
 
     priced = tuple(
         PricedLine(li.line_id, b, lo, co, a, t, li.tax_class, tc.rate)
-        for li, b, lo, co, a, t, tc in zip(lines, bases, line_off, cart_off, amounts, line_tax,
-                                           classes)
+        for li, b, lo, co, a, t, tc in zip(
+            lines, bases, line_off, cart_off, amounts, line_tax, classes
+        )
     )
     total = sum(tt.gross for tt in tax_totals)
     return Totals(

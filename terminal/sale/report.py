@@ -47,8 +47,9 @@ class ShiftTotals:
 
     @property
     def expected_cash(self) -> int:
-        return (self.opening_float + self.cash_sales - self.cash_refunds
-                + self.cash_in - self.cash_out)
+        return (
+            self.opening_float + self.cash_sales - self.cash_refunds + self.cash_in - self.cash_out
+        )
 
     def add_sale(self, summary: Mapping[str, Any]) -> None:
         self.sales_count += 1
@@ -87,25 +88,46 @@ class ShiftTotals:
 
     def to_data(self) -> dict[str, Any]:
         return {
-            "sales": {"count": self.sales_count, "total": self.sales_total,
-                      "tax": self.sales_tax, "discounts": self.discounts,
-                      "rounding": self.rounding},
+            "sales": {
+                "count": self.sales_count,
+                "total": self.sales_total,
+                "tax": self.sales_tax,
+                "discounts": self.discounts,
+                "rounding": self.rounding,
+            },
             "refunds": {"count": self.refunds_count, "total": self.refunds_total},
             "voids": {"count": self.voids_count, "total": self.voids_total},
             "no_sales": self.no_sales,
             "net_total": self.sales_total - self.refunds_total,
             "tenders": {
-                m: {"sales": t.sales, "refunds": t.refunds, "net": t.sales - t.refunds,
-                    "count": t.count}
+                m: {
+                    "sales": t.sales,
+                    "refunds": t.refunds,
+                    "net": t.sales - t.refunds,
+                    "count": t.count,
+                }
                 for m, t in sorted(self.tenders.items())
             },
             "taxes": [
-                {"tax_class": name, "code": r.code, "rate": r.rate, "net": r.net, "tax": r.tax,
-                 "gross": r.gross, "refund_net": r.refund_net, "refund_tax": r.refund_tax,
-                 "refund_gross": r.refund_gross}
+                {
+                    "tax_class": name,
+                    "code": r.code,
+                    "rate": r.rate,
+                    "net": r.net,
+                    "tax": r.tax,
+                    "gross": r.gross,
+                    "refund_net": r.refund_net,
+                    "refund_tax": r.refund_tax,
+                    "refund_gross": r.refund_gross,
+                }
                 for name, r in sorted(self.rates.items(), key=lambda kv: kv[1].code)
             ],
-            "cash": {"opening_float": self.opening_float, "sales": self.cash_sales,
-                     "refunds": self.cash_refunds, "cash_in": self.cash_in,
-                     "cash_out": self.cash_out, "expected": self.expected_cash},
+            "cash": {
+                "opening_float": self.opening_float,
+                "sales": self.cash_sales,
+                "refunds": self.cash_refunds,
+                "cash_in": self.cash_in,
+                "cash_out": self.cash_out,
+                "expected": self.expected_cash,
+            },
         }

@@ -69,9 +69,15 @@ class Payment:
     card: dict[str, Any] | None = None
 
     def to_data(self) -> dict[str, Any]:
-        return {"payment_id": self.payment_id, "method": self.method, "amount": self.amount,
-                "tendered": self.tendered, "change": self.change, "rounding": self.rounding,
-                "card": self.card}
+        return {
+            "payment_id": self.payment_id,
+            "method": self.method,
+            "amount": self.amount,
+            "tendered": self.tendered,
+            "change": self.change,
+            "rounding": self.rounding,
+            "card": self.card,
+        }
 
 
 @dataclass(slots=True)
@@ -86,8 +92,10 @@ class Sale:
     payments: list[Payment] = field(default_factory=list)
 
     def totals(self, tax: TaxSetup) -> Totals:
-        inputs = [LineInput(li.line_id, li.unit_price, li.quantity, li.tax_class, li.discount)
-                  for li in self.lines.values()]
+        inputs = [
+            LineInput(li.line_id, li.unit_price, li.quantity, li.tax_class, li.discount)
+            for li in self.lines.values()
+        ]
         return price(inputs, self.discount, tax)
 
     @property
@@ -123,20 +131,24 @@ def parse_quantity(value: str | int | Decimal, unit: Unit) -> Decimal:
     except (InvalidOperation, ValueError):
         raise Invalid("bad_quantity", f"Quantity {value!r} is not a number.") from None
     if not qty.is_finite() or qty <= 0:
-        raise Invalid("bad_quantity", "Quantity must be more than zero. To take an item off, "
-                      "remove the line.")
+        raise Invalid(
+            "bad_quantity", "Quantity must be more than zero. To take an item off, remove the line."
+        )
     if unit == "each":
         if qty != qty.to_integral_value():
             raise Invalid("bad_quantity", "This item is sold by the piece: use a whole number.")
         if qty > MAX_EACH_QUANTITY:
-            raise Invalid("bad_quantity", f"At most {MAX_EACH_QUANTITY} pieces on one line. "
-                          "Check the quantity.")
+            raise Invalid(
+                "bad_quantity",
+                f"At most {MAX_EACH_QUANTITY} pieces on one line. Check the quantity.",
+            )
         return qty.quantize(Decimal(1))
     if qty.as_tuple().exponent < -3:  # type: ignore[operator]
         raise Invalid("bad_quantity", "Weights are kept to the gram (3 decimals in kg).")
     if qty > MAX_WEIGHT_KG:
-        raise Invalid("bad_quantity", f"At most {MAX_WEIGHT_KG} kg on one line. Check the "
-                      "scale reading.")
+        raise Invalid(
+            "bad_quantity", f"At most {MAX_WEIGHT_KG} kg on one line. Check the scale reading."
+        )
     return qty.quantize(Decimal("0.001"))
 
 
@@ -155,16 +167,22 @@ class Till:
 
     def shift(self) -> Shift:
         if self.state.shift is None:
-            raise Conflict("no_shift", "No shift is open. Open a shift with the opening float "
-                           "counted into the drawer first.")
+            raise Conflict(
+                "no_shift",
+                "No shift is open. Open a shift with the opening float "
+                "counted into the drawer first.",
+            )
         return self.state.shift
 
     def sale(self, sale_id: str) -> Sale:
         try:
             return self.state.sales[sale_id]
         except KeyError:
-            raise NotFound("sale_not_open", "That sale is not open: it was completed or "
-                           "voided, or never existed. Start a new sale.") from None
+            raise NotFound(
+                "sale_not_open",
+                "That sale is not open: it was completed or "
+                "voided, or never existed. Start a new sale.",
+            ) from None
 
     def totals(self, sale: Sale) -> Totals:
         return sale.totals(self.policy.tax)
@@ -177,71 +195,136 @@ class Till:
 
     def open_shift(self, shift_id: str, cashier: str, opening_float: int) -> list[Event]:
         if self.state.shift is not None:
-            raise Conflict("shift_open", "A shift is already open on this till. Close it "
-                           "before opening a new one.")
+            raise Conflict(
+                "shift_open",
+                "A shift is already open on this till. Close it before opening a new one.",
+            )
         _check_amount(opening_float, "opening float", allow_zero=True)
-        return [("shift.opened", {"shift_id": shift_id, "cashier": cashier,
-                                  "opening_float": opening_float})]
+        return [
+            (
+                "shift.opened",
+                {"shift_id": shift_id, "cashier": cashier, "opening_float": opening_float},
+            )
+        ]
 
     def move_cash(self, amount: int, reason: str, user: str) -> list[Event]:
         shift = self.shift()
         if amount == 0 or abs(amount) > 10_000_000:
-            raise Invalid("bad_amount", "Cash in is a positive amount, cash out a negative "
-                          "one, and neither can be zero.")
+            raise Invalid(
+                "bad_amount",
+                "Cash in is a positive amount, cash out a negative one, and neither can be zero.",
+            )
         if amount < 0 and -amount > shift.totals.expected_cash:
-            raise Invalid("not_enough_cash", "The drawer does not hold that much cash. Count "
-                          "it and try a smaller amount.")
+            raise Invalid(
+                "not_enough_cash",
+                "The drawer does not hold that much cash. Count it and try a smaller amount.",
+            )
         _check_reason(reason)
-        return [("shift.cash_moved", {"shift_id": shift.shift_id, "amount": amount,
-                                      "reason": reason, "user": user})]
+        return [
+            (
+                "shift.cash_moved",
+                {"shift_id": shift.shift_id, "amount": amount, "reason": reason, "user": user},
+            )
+        ]
 
     def close_shift(self, counted: int, user: str) -> list[Event]:
         shift = self.shift()
         _check_amount(counted, "counted cash", allow_zero=True)
         if self.state.sales:
-            raise Conflict("sales_open", f"{len(self.state.sales)} sale(s) are still open. "
-                           "Complete or void them before closing the shift.")
+            raise Conflict(
+                "sales_open",
+                f"{len(self.state.sales)} sale(s) are still open. "
+                "Complete or void them before closing the shift.",
+            )
         report = shift.totals.to_data()
         report["cash"]["counted"] = counted
         report["cash"]["over_short"] = counted - shift.totals.expected_cash
-        return [("shift.closed", {"shift_id": shift.shift_id, "user": user, "counted": counted,
-                                  "opened_at": shift.opened_at, "report": report})]
+        return [
+            (
+                "shift.closed",
+                {
+                    "shift_id": shift.shift_id,
+                    "user": user,
+                    "counted": counted,
+                    "opened_at": shift.opened_at,
+                    "report": report,
+                },
+            )
+        ]
 
     def no_sale(self, reason: str, user: str, approved_by: str) -> list[Event]:
         shift = self.shift()
         _check_reason(reason)
-        return [("drawer.opened", {"shift_id": shift.shift_id, "reason": "no_sale",
-                                   "note": reason, "user": user, "approved_by": approved_by})]
+        return [
+            (
+                "drawer.opened",
+                {
+                    "shift_id": shift.shift_id,
+                    "reason": "no_sale",
+                    "note": reason,
+                    "user": user,
+                    "approved_by": approved_by,
+                },
+            )
+        ]
 
     def open_sale(self, sale_id: str, cashier: str) -> list[Event]:
         shift = self.shift()
-        return [("sale.opened", {"sale_id": sale_id, "shift_id": shift.shift_id,
-                                 "cashier": cashier})]
+        return [
+            ("sale.opened", {"sale_id": sale_id, "shift_id": shift.shift_id, "cashier": cashier})
+        ]
 
-    def add_line(self, sale_id: str, line_id: str, item: Item, quantity: str | Decimal | int,
-                 barcode: str | None = None) -> list[Event]:
+    def add_line(
+        self,
+        sale_id: str,
+        line_id: str,
+        item: Item,
+        quantity: str | Decimal | int,
+        barcode: str | None = None,
+    ) -> list[Event]:
         sale = self._editable(sale_id)
         if len(sale.lines) >= MAX_LINES:
-            raise Conflict("too_many_lines", f"A sale holds at most {MAX_LINES} lines. "
-                           "Complete this one and start another.")
+            raise Conflict(
+                "too_many_lines",
+                f"A sale holds at most {MAX_LINES} lines. Complete this one and start another.",
+            )
         self.policy.tax.tax_class(item.tax_class)
         qty = parse_quantity(quantity, item.unit)
-        return [("sale.line_added", {
-            "sale_id": sale_id, "line_id": line_id, "sku": item.sku, "name": item.name,
-            "tax_class": item.tax_class, "unit": item.unit, "unit_price": item.price,
-            "quantity": str(qty), "barcode": barcode})]
+        return [
+            (
+                "sale.line_added",
+                {
+                    "sale_id": sale_id,
+                    "line_id": line_id,
+                    "sku": item.sku,
+                    "name": item.name,
+                    "tax_class": item.tax_class,
+                    "unit": item.unit,
+                    "unit_price": item.price,
+                    "quantity": str(qty),
+                    "barcode": barcode,
+                },
+            )
+        ]
 
-    def change_line(self, sale_id: str, line_id: str, *, quantity: str | None = None,
-                    discount: Discount | None | Literal["keep"] = "keep",
-                    override: Override | None | Literal["keep"] = "keep") -> list[Event]:
+    def change_line(
+        self,
+        sale_id: str,
+        line_id: str,
+        *,
+        quantity: str | None = None,
+        discount: Discount | Literal["keep"] | None = "keep",
+        override: Override | Literal["keep"] | None = "keep",
+    ) -> list[Event]:
         sale = self._editable(sale_id)
         line = self._line(sale, line_id)
         data: dict[str, Any] = {"sale_id": sale_id, "line_id": line_id}
         if quantity is not None:
             data["quantity"] = str(parse_quantity(quantity, line.unit))
         if discount != "keep":
-            base = round_minor(Decimal(line.unit_price) * Decimal(data.get("quantity",
-                                                                            line.quantity)))
+            base = round_minor(
+                Decimal(line.unit_price) * Decimal(data.get("quantity", line.quantity))
+            )
             if discount is not None and discount.amount is not None and discount.amount > base:
                 raise Invalid("bad_discount", "The discount is larger than the line's price.")
             data["discount"] = discount.to_data() if discount else None
@@ -249,12 +332,17 @@ class Till:
             if override is not None:
                 _check_amount(override.unit_price, "new price", allow_zero=True)
                 _check_reason(override.reason)
-            data["override"] = (None if override is None else
-                                {"unit_price": override.unit_price, "reason": override.reason,
-                                 "approved_by": override.approved_by})
+            data["override"] = (
+                None
+                if override is None
+                else {
+                    "unit_price": override.unit_price,
+                    "reason": override.reason,
+                    "approved_by": override.approved_by,
+                }
+            )
         if len(data) == 2:
-            raise Invalid("nothing_to_change", "Say what to change: quantity, discount or "
-                          "price.")
+            raise Invalid("nothing_to_change", "Say what to change: quantity, discount or price.")
         return [("sale.line_changed", data)]
 
     def remove_line(self, sale_id: str, line_id: str) -> list[Event]:
@@ -264,15 +352,26 @@ class Till:
 
     def set_discount(self, sale_id: str, discount: Discount | None) -> list[Event]:
         sale = self._editable(sale_id)
-        if discount is not None and discount.amount is not None:
-            if discount.amount > self.totals(sale).total:
-                raise Invalid("bad_discount", "The discount is larger than the sale.")
-        return [("sale.discount_set", {"sale_id": sale_id,
-                                       "discount": discount.to_data() if discount else None})]
+        amount = discount.amount if discount is not None else None
+        if amount is not None and amount > self.totals(sale).total:
+            raise Invalid("bad_discount", "The discount is larger than the sale.")
+        return [
+            (
+                "sale.discount_set",
+                {"sale_id": sale_id, "discount": discount.to_data() if discount else None},
+            )
+        ]
 
-    def add_payment(self, sale_id: str, payment_id: str, method: str, *,
-                    amount: int | None = None, tendered: int | None = None,
-                    card: Mapping[str, Any] | None = None) -> list[Event]:
+    def add_payment(
+        self,
+        sale_id: str,
+        payment_id: str,
+        method: str,
+        *,
+        amount: int | None = None,
+        tendered: int | None = None,
+        card: Mapping[str, Any] | None = None,
+    ) -> list[Event]:
         """Take a tender; the sale completes in the same step when it is fully paid."""
         sale = self.sale(sale_id)
         if not sale.lines:
@@ -288,23 +387,37 @@ class Till:
             _check_amount(given, "cash tendered")
             cash_due = cash_round(due, self.policy.cash_increment)
             if given >= cash_due:
-                pay = {"amount": cash_due, "tendered": given, "change": given - cash_due,
-                       "rounding": cash_due - due}
+                pay = {
+                    "amount": cash_due,
+                    "tendered": given,
+                    "change": given - cash_due,
+                    "rounding": cash_due - due,
+                }
             else:
                 pay = {"amount": given, "tendered": given, "change": 0, "rounding": 0}
         elif method == "card":
             value = due if amount is None else amount
             _check_amount(value, "card amount")
             if value > due:
-                raise Invalid("card_over_due", f"A card payment cannot be more than the "
-                              f"{due} still due. Lower the amount.")
-            pay = {"amount": value, "tendered": None, "change": 0, "rounding": 0,
-                   "card": _masked_card(card)}
+                raise Invalid(
+                    "card_over_due",
+                    f"A card payment cannot be more than the {due} still due. Lower the amount.",
+                )
+            pay = {
+                "amount": value,
+                "tendered": None,
+                "change": 0,
+                "rounding": 0,
+                "card": _masked_card(card),
+            }
         else:
             raise Invalid("bad_method", f"Unknown payment method {method!r}: use cash or card.")
-        events: list[Event] = [("sale.payment_added", {"sale_id": sale_id,
-                                                       "payment_id": payment_id,
-                                                       "method": method, **pay})]
+        events: list[Event] = [
+            (
+                "sale.payment_added",
+                {"sale_id": sale_id, "payment_id": payment_id, "method": method, **pay},
+            )
+        ]
         if pay["amount"] - pay["rounding"] >= due:
             events += self._complete(sale, extra=[_payment_from(events[0][1])])
         return events
@@ -322,18 +435,38 @@ class Till:
         sale = self.sale(sale_id)
         _check_reason(reason)
         if any(p.method != "cash" for p in sale.payments):
-            raise Conflict("card_paid", "A card payment was taken on this sale. Complete it "
-                           "and refund it instead of voiding.")
-        return [("sale.voided", {
-            "sale_id": sale_id, "shift_id": sale.shift_id, "reason": reason, "user": user,
-            "approved_by": approved_by, "total": self.totals(sale).total,
-            "lines": len(sale.lines),
-            "returned": [{"method": p.method, "amount": p.amount} for p in sale.payments]})]
+            raise Conflict(
+                "card_paid",
+                "A card payment was taken on this sale. Complete it "
+                "and refund it instead of voiding.",
+            )
+        return [
+            (
+                "sale.voided",
+                {
+                    "sale_id": sale_id,
+                    "shift_id": sale.shift_id,
+                    "reason": reason,
+                    "user": user,
+                    "approved_by": approved_by,
+                    "total": self.totals(sale).total,
+                    "lines": len(sale.lines),
+                    "returned": [{"method": p.method, "amount": p.amount} for p in sale.payments],
+                },
+            )
+        ]
 
-    def refund(self, original: Mapping[str, Any], refunds: Sequence[Mapping[str, Any]],
-               refund_id: str, lines: Mapping[str, str | Decimal | int] | None,
-               to: Literal["original", "cash"], reason: str, user: str,
-               approved_by: str) -> list[Event]:
+    def refund(
+        self,
+        original: Mapping[str, Any],
+        refunds: Sequence[Mapping[str, Any]],
+        refund_id: str,
+        lines: Mapping[str, str | Decimal | int] | None,
+        to: Literal["original", "cash"],
+        reason: str,
+        user: str,
+        approved_by: str,
+    ) -> list[Event]:
         """Refund some or all of a completed sale, never more than was sold or paid.
 
         `original` is the sale.completed data and `refunds` the sale.refunded data already
@@ -348,13 +481,16 @@ class Till:
         for r in refunds:
             for li in r["lines"]:
                 done_qty[li["line_id"]] = done_qty.get(li["line_id"], Decimal(0)) + Decimal(
-                    li["quantity"])
+                    li["quantity"]
+                )
                 done_amount[li["line_id"]] = done_amount.get(li["line_id"], 0) + li["amount"]
                 done_tax[li["line_id"]] = done_tax.get(li["line_id"], 0) + li["tax"]
         wanted: dict[str, Decimal] = {}
         if lines is None:
-            wanted = {lid: Decimal(li["quantity"]) - done_qty.get(lid, Decimal(0))
-                      for lid, li in sold.items()}
+            wanted = {
+                lid: Decimal(li["quantity"]) - done_qty.get(lid, Decimal(0))
+                for lid, li in sold.items()
+            }
             wanted = {k: v for k, v in wanted.items() if v > 0}
             if not wanted:
                 raise Conflict("fully_refunded", "Everything on this sale was already refunded.")
@@ -365,8 +501,10 @@ class Till:
                 q = parse_quantity(qty, sold[lid]["unit"])
                 left = Decimal(sold[lid]["quantity"]) - done_qty.get(lid, Decimal(0))
                 if q > left:
-                    raise Invalid("refund_too_much", f"Only {left} of {sold[lid]['name']} "
-                                  "can still be refunded.")
+                    raise Invalid(
+                        "refund_too_much",
+                        f"Only {left} of {sold[lid]['name']} can still be refunded.",
+                    )
                 wanted[lid] = q
             if not wanted:
                 raise Invalid("nothing_to_refund", "Choose at least one line to refund.")
@@ -379,16 +517,34 @@ class Till:
             share = (done_qty.get(lid, Decimal(0)) + q) / full_qty
             amount = round_minor(li["amount"] * share) - done_amount.get(lid, 0)
             tax = round_minor(li["tax"] * share) - done_tax.get(lid, 0)
-            out_lines.append({"line_id": lid, "sku": li["sku"], "name": li["name"],
-                              "unit": li["unit"], "quantity": str(q), "amount": amount,
-                              "tax": tax, "gross": amount + tax if exclusive else amount,
-                              "tax_class": li["tax_class"], "code": li["code"],
-                              "rate": li["rate"]})
+            out_lines.append(
+                {
+                    "line_id": lid,
+                    "sku": li["sku"],
+                    "name": li["name"],
+                    "unit": li["unit"],
+                    "quantity": str(q),
+                    "amount": amount,
+                    "tax": tax,
+                    "gross": amount + tax if exclusive else amount,
+                    "tax_class": li["tax_class"],
+                    "code": li["code"],
+                    "rate": li["rate"],
+                }
+            )
         taxes: dict[str, dict[str, Any]] = {}
         for ol in out_lines:
-            t = taxes.setdefault(ol["tax_class"], {"tax_class": ol["tax_class"],
-                                                   "code": ol["code"], "rate": ol["rate"],
-                                                   "net": 0, "tax": 0, "gross": 0})
+            t = taxes.setdefault(
+                ol["tax_class"],
+                {
+                    "tax_class": ol["tax_class"],
+                    "code": ol["code"],
+                    "rate": ol["rate"],
+                    "net": 0,
+                    "tax": 0,
+                    "gross": 0,
+                },
+            )
             t["tax"] += ol["tax"]
             t["gross"] += ol["gross"]
             t["net"] += ol["gross"] - ol["tax"]
@@ -396,14 +552,27 @@ class Till:
         payments = self._refund_tenders(original, refunds, total, to)
         rounding = sum(p.pop("rounding", 0) for p in payments)
         number = self.state.receipt_counter + 1
-        return [("sale.refunded", {
-            "sale_id": original["sale_id"], "refund_id": refund_id,
-            "receipt_no": self.policy.receipt_no(number),
-            "original_receipt_no": original["receipt_no"], "shift_id": shift.shift_id,
-            "user": user, "approved_by": approved_by, "reason": reason,
-            "currency": self.policy.currency, "lines": out_lines,
-            "taxes": sorted(taxes.values(), key=lambda t: t["code"]), "total": total,
-            "rounding": rounding, "payments": payments})]
+        return [
+            (
+                "sale.refunded",
+                {
+                    "sale_id": original["sale_id"],
+                    "refund_id": refund_id,
+                    "receipt_no": self.policy.receipt_no(number),
+                    "original_receipt_no": original["receipt_no"],
+                    "shift_id": shift.shift_id,
+                    "user": user,
+                    "approved_by": approved_by,
+                    "reason": reason,
+                    "currency": self.policy.currency,
+                    "lines": out_lines,
+                    "taxes": sorted(taxes.values(), key=lambda t: t["code"]),
+                    "total": total,
+                    "rounding": rounding,
+                    "payments": payments,
+                },
+            )
+        ]
 
     # -- fold --------------------------------------------------------------------------
 
@@ -412,8 +581,13 @@ class Till:
         st = self.state
         st.seq = seq
         if type_ == "shift.opened":
-            st.shift = Shift(data["shift_id"], data["cashier"], at, seq,
-                             ShiftTotals(opening_float=data["opening_float"]))
+            st.shift = Shift(
+                data["shift_id"],
+                data["cashier"],
+                at,
+                seq,
+                ShiftTotals(opening_float=data["opening_float"]),
+            )
         elif type_ == "shift.cash_moved" and st.shift:
             if data["amount"] > 0:
                 st.shift.totals.cash_in += data["amount"]
@@ -424,13 +598,21 @@ class Till:
         elif type_ == "drawer.opened" and st.shift and data.get("reason") == "no_sale":
             st.shift.totals.no_sales += 1
         elif type_ == "sale.opened":
-            st.sales[data["sale_id"]] = Sale(data["sale_id"], data["shift_id"], data["cashier"],
-                                             at, seq)
+            st.sales[data["sale_id"]] = Sale(
+                data["sale_id"], data["shift_id"], data["cashier"], at, seq
+            )
         elif type_ == "sale.line_added":
             sale = st.sales[data["sale_id"]]
             sale.lines[data["line_id"]] = Line(
-                data["line_id"], data["sku"], data["name"], data["tax_class"], data["unit"],
-                data["unit_price"], Decimal(data["quantity"]), data.get("barcode"))
+                data["line_id"],
+                data["sku"],
+                data["name"],
+                data["tax_class"],
+                data["unit"],
+                data["unit_price"],
+                Decimal(data["quantity"]),
+                data.get("barcode"),
+            )
         elif type_ == "sale.line_changed":
             line = st.sales[data["sale_id"]].lines[data["line_id"]]
             if "quantity" in data:
@@ -439,8 +621,11 @@ class Till:
                 line.discount = Discount.from_data(data["discount"])
             if "override" in data:
                 ov = data["override"]
-                line.override = None if ov is None else Override(ov["unit_price"], ov["reason"],
-                                                                 ov["approved_by"])
+                line.override = (
+                    None
+                    if ov is None
+                    else Override(ov["unit_price"], ov["reason"], ov["approved_by"])
+                )
         elif type_ == "sale.line_removed":
             del st.sales[data["sale_id"]].lines[data["line_id"]]
         elif type_ == "sale.discount_set":
@@ -467,8 +652,11 @@ class Till:
     def _editable(self, sale_id: str) -> Sale:
         sale = self.sale(sale_id)
         if sale.payments:
-            raise Conflict("payment_taken", "Payment was already taken on this sale, so its "
-                           "items are locked. Finish the payment, or void the sale.")
+            raise Conflict(
+                "payment_taken",
+                "Payment was already taken on this sale, so its "
+                "items are locked. Finish the payment, or void the sale.",
+            )
         return sale
 
     @staticmethod
@@ -488,29 +676,58 @@ class Till:
         lines = []
         for li in sale.lines.values():
             pl = totals.by_line[li.line_id]
-            lines.append({
-                "line_id": li.line_id, "sku": li.sku, "name": li.name, "barcode": li.barcode,
-                "unit": li.unit, "quantity": str(li.quantity), "unit_price": li.unit_price,
-                "catalog_price": li.catalog_price,
-                "override": None if li.override is None else {
-                    "reason": li.override.reason, "approved_by": li.override.approved_by},
-                "base": pl.base, "line_discount": pl.line_discount,
-                "discount": pl.line_discount + pl.cart_discount,
-                "amount": pl.amount, "tax": pl.tax, "tax_class": li.tax_class,
-                "code": self.policy.tax.classes[li.tax_class].code, "rate": str(pl.rate)})
+            lines.append(
+                {
+                    "line_id": li.line_id,
+                    "sku": li.sku,
+                    "name": li.name,
+                    "barcode": li.barcode,
+                    "unit": li.unit,
+                    "quantity": str(li.quantity),
+                    "unit_price": li.unit_price,
+                    "catalog_price": li.catalog_price,
+                    "override": None
+                    if li.override is None
+                    else {"reason": li.override.reason, "approved_by": li.override.approved_by},
+                    "base": pl.base,
+                    "line_discount": pl.line_discount,
+                    "discount": pl.line_discount + pl.cart_discount,
+                    "amount": pl.amount,
+                    "tax": pl.tax,
+                    "tax_class": li.tax_class,
+                    "code": self.policy.tax.classes[li.tax_class].code,
+                    "rate": str(pl.rate),
+                }
+            )
         number = self.state.receipt_counter + 1
-        return [("sale.completed", {
-            "sale_id": sale.sale_id, "shift_id": sale.shift_id, "cashier": sale.cashier,
-            "receipt_no": self.policy.receipt_no(number), "currency": self.policy.currency,
-            "tax_mode": self.policy.tax.mode, "opened_at": sale.opened_at, "lines": lines,
-            "subtotal": totals.subtotal, "discount": totals.discount,
-            "taxes": [t.to_data() for t in totals.taxes], "tax": totals.tax,
-            "total": totals.total, "rounding": rounding, "paid": paid,
-            "change": sum(p.change for p in payments),
-            "payments": [p.to_data() for p in payments]})]
+        return [
+            (
+                "sale.completed",
+                {
+                    "sale_id": sale.sale_id,
+                    "shift_id": sale.shift_id,
+                    "cashier": sale.cashier,
+                    "receipt_no": self.policy.receipt_no(number),
+                    "currency": self.policy.currency,
+                    "tax_mode": self.policy.tax.mode,
+                    "opened_at": sale.opened_at,
+                    "lines": lines,
+                    "subtotal": totals.subtotal,
+                    "discount": totals.discount,
+                    "taxes": [t.to_data() for t in totals.taxes],
+                    "tax": totals.tax,
+                    "total": totals.total,
+                    "rounding": rounding,
+                    "paid": paid,
+                    "change": sum(p.change for p in payments),
+                    "payments": [p.to_data() for p in payments],
+                },
+            )
+        ]
 
-    def _refund_tenders(self, original: Mapping[str, Any], refunds: Sequence[Mapping[str, Any]],
-                        total: int, to: str) -> list[dict[str, Any]]:
+    def _refund_tenders(
+        self, original: Mapping[str, Any], refunds: Sequence[Mapping[str, Any]], total: int, to: str
+    ) -> list[dict[str, Any]]:
         if to == "cash":
             payout = cash_round(total, self.policy.cash_increment)
             return [{"method": "cash", "amount": payout, "rounding": payout - total}]
@@ -528,8 +745,11 @@ class Till:
             room = p["amount"] - taken.get(p["payment_id"], 0)
             part = min(room, left)
             if part > 0:
-                entry: dict[str, Any] = {"method": p["method"], "amount": part,
-                                         "payment_id": p["payment_id"]}
+                entry: dict[str, Any] = {
+                    "method": p["method"],
+                    "amount": part,
+                    "payment_id": p["payment_id"],
+                }
                 if p.get("card"):
                     entry["card"] = p["card"]
                 out.append(entry)
@@ -545,8 +765,15 @@ def receipt_number(receipt_no: str) -> int:
 
 
 def _payment_from(data: Mapping[str, Any]) -> Payment:
-    return Payment(data["payment_id"], data["method"], data["amount"], data.get("tendered"),
-                   data.get("change", 0), data.get("rounding", 0), data.get("card"))
+    return Payment(
+        data["payment_id"],
+        data["method"],
+        data["amount"],
+        data.get("tendered"),
+        data.get("change", 0),
+        data.get("rounding", 0),
+        data.get("card"),
+    )
 
 
 def _check_amount(value: int, what: str, allow_zero: bool = False) -> None:
@@ -563,8 +790,7 @@ def _check_reason(reason: str) -> None:
         raise Invalid("bad_reason", "Give a short reason (1 to 200 characters).")
 
 
-_CARD_FIELDS = ("brand", "masked_pan", "auth_code", "trace", "receipt", "terminal_id",
-                "offline")
+_CARD_FIELDS = ("brand", "masked_pan", "auth_code", "trace", "receipt", "terminal_id", "offline")
 
 
 def _masked_card(card: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -575,7 +801,8 @@ def _masked_card(card: Mapping[str, Any] | None) -> dict[str, Any] | None:
     pan = str(out.get("masked_pan", ""))
     digits = [c for c in pan if c.isdigit()]
     if len(digits) > 10:
-        raise Forbidden("pan_not_masked", "Only a masked card number may be recorded (at "
-                        "most the first 6 and last 4 digits).")
+        raise Forbidden(
+            "pan_not_masked",
+            "Only a masked card number may be recorded (at most the first 6 and last 4 digits).",
+        )
     return out
-
