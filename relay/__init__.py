@@ -1,0 +1,1 @@
+# The central relay: ingest from the broker, the central store and the business connectors.
