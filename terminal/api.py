@@ -13,7 +13,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    StreamingResponse,
+)
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import catalog_source
@@ -163,6 +168,11 @@ def create_app(config: TerminalConfig) -> FastAPI:
 
     def sale_answer(sale_id: str) -> Any:
         return lambda _envs: service.sale_view(sale_id, service.read_in_writer())
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        # The kiosk UI will be served here; until then the browsable API is the front page.
+        return RedirectResponse("/docs")
 
     # -- sessions ----------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ def walkthrough() -> str:
 
 def test_readme_sale_walkthrough_runs(daemon: Daemon) -> None:
     script = walkthrough().replace("127.0.0.1:8080", daemon.url.removeprefix("http://"))
-    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert '"status": "completed"' in out.stdout
     assert '"receipt_no": "demo-t1-000001"' in out.stdout
