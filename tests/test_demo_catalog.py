@@ -124,3 +124,17 @@ def test_generator_reproduces_file(tmp_path: Path) -> None:
     assert out.read_bytes() == CATALOG.read_bytes()
     gen.write(out)  # and again: deterministic across runs
     assert out.read_bytes() == CATALOG.read_bytes()
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        n = int(c) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+def test_no_barcode_looks_like_a_card_number(items: list[dict[str, Any]]) -> None:
+    """Barcodes reach the journal and MQTT; a Luhn-valid 13+ digit one would trip PAN scans."""
+    suspicious = [b for item in items for b in item["barcodes"] if len(b) >= 13 and luhn_valid(b)]
+    assert suspicious == []

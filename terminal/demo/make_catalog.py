@@ -477,6 +477,14 @@ def with_check(body: str) -> str:
     return body + gs1_check_digit(body)
 
 
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        n = int(c) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
 class BarcodeFactory:
     """Deterministic source of made-up, unique, check-digit-correct barcodes."""
 
@@ -491,7 +499,9 @@ class BarcodeFactory:
     def _unique(self, make: Callable[[], str]) -> str:
         while True:
             code = make()
-            if code not in self.used:
+            # A 13-digit code that passes Luhn looks like a card number to PAN scanners
+            # (ours and PCI tools); demo data must never trip them.
+            if code not in self.used and not (len(code) >= 13 and luhn_valid(code)):
                 self.used.add(code)
                 return code
 
@@ -511,8 +521,11 @@ class BarcodeFactory:
 
     def instore(self, prefix: str) -> str:
         """In-store EAN-13: ``prefix`` (2 digits) + 5-digit PLU + 00000 (no embedded price)."""
-        self.plu += 1
-        return self._unique(lambda: with_check(f"{prefix}{self.plu:05d}00000"))
+        def next_code() -> str:
+            self.plu += 1
+            return with_check(f"{prefix}{self.plu:05d}00000")
+
+        return self._unique(next_code)
 
 
 def _barcodes_for(

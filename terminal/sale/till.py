@@ -549,8 +549,7 @@ class Till:
             t["gross"] += ol["gross"]
             t["net"] += ol["gross"] - ol["tax"]
         total = sum(ol["gross"] for ol in out_lines)
-        payments = self._refund_tenders(original, refunds, total, to)
-        rounding = sum(p.pop("rounding", 0) for p in payments)
+        payments, rounding = self._refund_tenders(original, refunds, total, to)
         number = self.state.receipt_counter + 1
         return [
             (
@@ -727,10 +726,11 @@ class Till:
 
     def _refund_tenders(
         self, original: Mapping[str, Any], refunds: Sequence[Mapping[str, Any]], total: int, to: str
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The tenders a refund is paid back to, and its cash rounding (paid out - total)."""
         if to == "cash":
             payout = cash_round(total, self.policy.cash_increment)
-            return [{"method": "cash", "amount": payout, "rounding": payout - total}]
+            return [{"method": "cash", "amount": payout}], payout - total
         if to != "original":
             raise Invalid("bad_refund_tender", "Refund to 'original' or to 'cash'.")
         taken: dict[str, int] = {}
@@ -739,25 +739,34 @@ class Till:
                 if p.get("payment_id"):
                     taken[p["payment_id"]] = taken.get(p["payment_id"], 0) + p["amount"]
         out: list[dict[str, Any]] = []
-        left = total
-        # Newest tender first: a split of card + cash gives the card back before the cash.
-        for p in reversed(original["payments"]):
-            room = p["amount"] - taken.get(p["payment_id"], 0)
-            part = min(room, left)
-            if part > 0:
-                entry: dict[str, Any] = {
-                    "method": p["method"],
-                    "amount": part,
-                    "payment_id": p["payment_id"],
-                }
-                if p.get("card"):
-                    entry["card"] = p["card"]
-                out.append(entry)
-                left -= part
+
+        def pay_back(payments: list[Mapping[str, Any]], left: int) -> int:
+            for p in payments:
+                room = p["amount"] - taken.get(p["payment_id"], 0)
+                part = min(room, left)
+                if part > 0:
+                    entry: dict[str, Any] = {
+                        "method": p["method"],
+                        "amount": part,
+                        "payment_id": p["payment_id"],
+                    }
+                    if p.get("card"):
+                        entry["card"] = p["card"]
+                    out.append(entry)
+                    left -= part
+            return left
+
+        # Cards first, newest first: a split of card + cash gives the card back before the
+        # cash, whichever was taken first. The rest leaves the drawer in coins that exist, so
+        # a sale paid 15.30 in cash for 15.32 gets 15.30 back, not 15.30 + 0.02.
+        newest = list(reversed(original["payments"]))
+        owed = pay_back([p for p in newest if p["method"] == "card"], total)
+        payout = cash_round(owed, self.policy.cash_increment)
+        left = pay_back([p for p in newest if p["method"] != "card"], payout)
         if left > 0:
-            # Cash rounding on the original can leave a cent or two: pay it in cash.
+            # Cash rounding on the original can leave a coin or so: pay it in cash.
             out.append({"method": "cash", "amount": left})
-        return out
+        return out, payout - owed
 
 
 def receipt_number(receipt_no: str) -> int:
