@@ -521,6 +521,7 @@ class BarcodeFactory:
 
     def instore(self, prefix: str) -> str:
         """In-store EAN-13: ``prefix`` (2 digits) + 5-digit PLU + 00000 (no embedded price)."""
+
         def next_code() -> str:
             self.plu += 1
             return with_check(f"{prefix}{self.plu:05d}00000")

@@ -84,6 +84,8 @@ class Catalog:
         if problem:
             raise Invalid("bad_barcode", f"Barcode {code!r} is not valid: {problem}.")
         try:
+            if code not in self._by_barcode and len(code) == 13 and code[0] == "0":
+                code = code[1:]  # a UPC-A read as EAN-13 with its leading zero
             return self._by_barcode[code]
         except KeyError:
             raise NotFound(

@@ -23,7 +23,7 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
         return []
     base = sum(weights)
     if base == 0:
-        return [0] * len(weights)
+        weights, base = [1] * len(weights), len(weights)  # nothing to weigh by: split evenly
     shares = [Decimal(total) * w / base for w in weights]
     parts = [int(s.to_integral_value(rounding=ROUND_DOWN)) for s in shares]
     left = total - sum(parts)

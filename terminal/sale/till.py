@@ -143,7 +143,7 @@ def parse_quantity(value: str | int | Decimal, unit: Unit) -> Decimal:
                 f"At most {MAX_EACH_QUANTITY} pieces on one line. Check the quantity.",
             )
         return qty.quantize(Decimal(1))
-    if qty.as_tuple().exponent < -3:  # type: ignore[operator]
+    if qty.normalize().as_tuple().exponent < -3:  # type: ignore[operator]
         raise Invalid("bad_quantity", "Weights are kept to the gram (3 decimals in kg).")
     if qty > MAX_WEIGHT_KG:
         raise Invalid(
@@ -353,7 +353,8 @@ class Till:
     def set_discount(self, sale_id: str, discount: Discount | None) -> list[Event]:
         sale = self._editable(sale_id)
         amount = discount.amount if discount is not None else None
-        if amount is not None and amount > self.totals(sale).total:
+        lines = self.totals(sale).lines
+        if amount is not None and amount > sum(pl.base - pl.line_discount for pl in lines):
             raise Invalid("bad_discount", "The discount is larger than the sale.")
         return [
             (
@@ -386,12 +387,15 @@ class Till:
                 raise Invalid("bad_amount", "Say how much cash the customer gave.")
             _check_amount(given, "cash tendered")
             cash_due = cash_round(due, self.policy.cash_increment)
-            if given >= cash_due:
+            if given >= min(cash_due, due):
+                # Settled; an odd amount between the exact and the coin-rounded due is
+                # taken as given, and the difference is the sale's cash rounding.
+                applied = cash_due if given >= cash_due else given
                 pay = {
-                    "amount": cash_due,
+                    "amount": applied,
                     "tendered": given,
-                    "change": given - cash_due,
-                    "rounding": cash_due - due,
+                    "change": given - applied,
+                    "rounding": applied - due,
                 }
             else:
                 pay = {"amount": given, "tendered": given, "change": 0, "rounding": 0}
