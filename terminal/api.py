@@ -24,11 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import catalog_source
 from .auth import Session, Sessions
 from .config import TerminalConfig
+from .downsync import CacheReader
 from .journal import Reader
 from .receipt import receipt_model
 from .sale import Discount, Invalid, Item, NotFound, Override, SaleError, Till
 from .service import Request as Req
 from .service import TillService, Unavailable, new_id
+from .uplink import Uplink, disabled_view
 
 log = logging.getLogger("tillbox.api")
 API = "/api/v1"
@@ -123,21 +125,28 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 
 def create_app(config: TerminalConfig) -> FastAPI:
     """The daemon's app; `lifespan` owns the journal writer from start-up to shutdown."""
-    catalog = catalog_source.load(config)
-    service = TillService(config, catalog)
+    service = TillService(config, catalog_source.load(config))
     sessions = Sessions(config.cashiers, config.session_minutes)
+    uplink = Uplink(config, service) if config.uplink.enabled else None
+    cache = CacheReader(config.cache_path)
     started = time.monotonic()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        if uplink:
+            uplink.start()
         log.info(
-            "till ready: store %s terminal %s, %d catalog items",
+            "till ready: store %s terminal %s, %d catalog items, uplink %s",
             config.store_id,
             config.terminal_id,
-            len(catalog),
+            len(service.catalog),
+            f"to {config.uplink.host}:{config.uplink.port}" if uplink else "off",
         )
         yield
+        if uplink:
+            await asyncio.to_thread(uplink.stop)
+        cache.close()
         await service.stop()
 
     app = FastAPI(
@@ -165,6 +174,23 @@ def create_app(config: TerminalConfig) -> FastAPI:
             where = ".".join(str(p) for p in e["loc"] if p != "body")
             parts.append(f"{where}: {e['msg']}" if where else e["msg"])
         return error(422, "bad_request", "The request is not valid: " + "; ".join(parts))
+
+    def sale_lines(sale_id: str) -> list[dict[str, Any]]:
+        view = service.sale_view(sale_id)
+        lines: list[dict[str, Any]] = view.get("lines", []) if view["status"] == "open" else []
+        return lines
+
+    async def discount_approver(
+        user: Session, manager_pin: str | None, discount: Discount, base: int
+    ) -> str | None:
+        """A manager for discounts above the cashier's limit (a big discount is a price cut)."""
+        if discount.percent is not None:
+            percent = discount.percent
+        else:
+            percent = Decimal(discount.amount or 0) * 100 / max(base, 1)
+        if percent <= config.cashier_discount_limit:
+            return None
+        return await asyncio.to_thread(sessions.approve, user, manager_pin)
 
     def sale_answer(sale_id: str) -> Any:
         return lambda _envs: service.sale_view(sale_id, service.read_in_writer())
@@ -204,16 +230,32 @@ def create_app(config: TerminalConfig) -> FastAPI:
 
     @app.get(f"{API}/catalog/items", tags=["catalog"])
     async def items(q: str = "", category: str = "", limit: int = 50) -> dict[str, Any]:
-        found = catalog.search(q, category, max(1, min(limit, 500)))
+        found = service.catalog.search(q, category, max(1, min(limit, 500)))
         return {"items": [item_view(i) for i in found]}
 
     @app.get(f"{API}/catalog/categories", tags=["catalog"])
     async def categories() -> dict[str, Any]:
-        return {"categories": [{"id": c.id, "name": c.name} for c in catalog.categories]}
+        return {"categories": [{"id": c.id, "name": c.name} for c in service.catalog.categories]}
 
     @app.get(f"{API}/catalog/barcodes/{{code}}", tags=["catalog"])
     async def by_barcode(code: str) -> dict[str, Any]:
-        return item_view(catalog.by_barcode(code))
+        return item_view(service.catalog.by_barcode(code))
+
+    # -- down-synced stock and customers (read-only) -----------------------------------
+
+    @app.get(f"{API}/stock/{{sku}}", tags=["stock"])
+    async def stock(sku: str) -> dict[str, Any]:
+        level, version = cache.stock(sku)
+        if level is None:
+            service.catalog.by_sku(sku)  # unknown everywhere: 404 unknown_sku
+        return {"sku": sku, "level": level, "version": version}
+
+    @app.get(f"{API}/customers", tags=["customers"])
+    async def customers(user: User, q: str = "", limit: int = 20) -> dict[str, Any]:
+        if len(q.strip()) < 2:
+            raise Invalid("bad_request", "Type at least 2 letters or digits of the customer.")
+        found = await asyncio.to_thread(cache.customers, q, max(1, min(limit, 100)))
+        return {"customers": found, "version": cache.version("customers")}
 
     # -- sales -------------------------------------------------------------------------
 
@@ -244,6 +286,7 @@ def create_app(config: TerminalConfig) -> FastAPI:
     ) -> dict[str, Any]:
         if (body.barcode is None) == (body.sku is None):
             raise Invalid("bad_request", "Give either a barcode or a SKU.")
+        catalog = service.catalog  # one catalog for the whole request, even across a swap
         item = catalog.by_barcode(body.barcode) if body.barcode else catalog.by_sku(body.sku or "")
         line_id = new_id()
         return await service.write(
@@ -262,10 +305,15 @@ def create_app(config: TerminalConfig) -> FastAPI:
         key: IdemKey = None,
     ) -> dict[str, Any]:
         discount: Discount | Literal["keep"] | None = "keep"
+        discount_by: str | None = None
         if body.clear_discount:
             discount = None
         elif body.discount:
             discount = body.discount.discount()
+            line = next((li for li in sale_lines(sale_id) if li["line_id"] == line_id), None)
+            discount_by = await discount_approver(
+                user, manager_pin, discount, line["base"] if line else 1
+            )
         override: Override | Literal["keep"] | None = "keep"
         if body.price_override or body.clear_override:
             approver = await asyncio.to_thread(sessions.approve, user, manager_pin)
@@ -277,7 +325,12 @@ def create_app(config: TerminalConfig) -> FastAPI:
         qty = None if body.quantity is None else str(body.quantity)
         return await service.write(
             lambda t: t.change_line(
-                sale_id, line_id, quantity=qty, discount=discount, override=override
+                sale_id,
+                line_id,
+                quantity=qty,
+                discount=discount,
+                override=override,
+                approved_by=discount_by,
             ),
             sale_answer(sale_id),
             Req.of(key, "change_line", sale_id, line_id, body.model_dump()),
@@ -295,11 +348,17 @@ def create_app(config: TerminalConfig) -> FastAPI:
 
     @app.put(f"{API}/sales/{{sale_id}}/discount", tags=["sales"])
     async def set_discount(
-        sale_id: str, body: DiscountBody, user: User, key: IdemKey = None
+        sale_id: str,
+        body: DiscountBody,
+        user: User,
+        manager_pin: ManagerPin = None,
+        key: IdemKey = None,
     ) -> dict[str, Any]:
         discount = body.discount()
+        base = sum(li["base"] - li["discount_amount"] for li in sale_lines(sale_id))
+        approver = await discount_approver(user, manager_pin, discount, base)
         return await service.write(
-            lambda t: t.set_discount(sale_id, discount),
+            lambda t: t.set_discount(sale_id, discount, approver),
             sale_answer(sale_id),
             Req.of(key, "discount", sale_id, body.model_dump()),
         )
@@ -422,9 +481,9 @@ def create_app(config: TerminalConfig) -> FastAPI:
     async def move_cash(
         body: CashMoveBody, user: User, manager_pin: ManagerPin = None, key: IdemKey = None
     ) -> dict[str, Any]:
-        await asyncio.to_thread(sessions.approve, user, manager_pin)
+        approver = await asyncio.to_thread(sessions.approve, user, manager_pin)
         return await service.write(
-            lambda t: t.move_cash(body.amount, body.reason, user.user),
+            lambda t: t.move_cash(body.amount, body.reason, user.user, approver),
             lambda envs: service.shift_view() or {},
             Req.of(key, "cash", body.amount, body.reason),
         )
@@ -506,6 +565,7 @@ def create_app(config: TerminalConfig) -> FastAPI:
                 "min_free_mb": config.min_free_mb,
             },
             "outbox": {"depth": depth, "oldest": oldest},
+            "uplink": uplink.view(depth, oldest) if uplink else disabled_view(depth, oldest),
             "shift": None
             if shift is None
             else {"shift_id": shift["shift_id"], "open_sales": shift["open_sales"]},
@@ -541,6 +601,51 @@ def create_app(config: TerminalConfig) -> FastAPI:
                 "gauge",
                 "Events waiting to be sent upstream",
                 h["outbox"]["depth"],
+            ),
+            (
+                "tillbox_outbox_oldest_age_seconds",
+                "gauge",
+                "Age of the oldest event not yet acked by the relay (0 when none)",
+                h["uplink"]["oldest_age_s"] or 0,
+            ),
+            (
+                "tillbox_uplink_connected",
+                "gauge",
+                "1 while connected to the MQTT broker",
+                int(h["uplink"]["connected"]),
+            ),
+            (
+                "tillbox_last_ack_seq",
+                "gauge",
+                "Highest sequence number the relay has acked",
+                h["uplink"]["last_ack_seq"] or 0,
+            ),
+            (
+                "tillbox_uplink_in_flight",
+                "gauge",
+                "Events sent and not yet acked by the relay",
+                h["uplink"].get("in_flight", 0),
+            ),
+            (
+                "tillbox_uplink_resends_total",
+                "counter",
+                "Times sending restarted after the ack timeout",
+                h["uplink"].get("resends", 0),
+            ),
+            (
+                "tillbox_uplink_reconnects_total",
+                "counter",
+                "Connections to the broker lost since start",
+                h["uplink"].get("reconnects", 0),
+            ),
+            *(
+                (
+                    f"tillbox_{family}_version",
+                    "gauge",
+                    f"Version of the down-synced {family} (0 before the first)",
+                    state["version"] or 0,
+                )
+                for family, state in h["uplink"].get("sync", {}).items()
             ),
             (
                 "tillbox_open_sales",

@@ -1,16 +1,22 @@
-# Where the till's catalog comes from: the configured file, or the bundled demo catalog.
+# Where the till's catalog comes from: the down-sync cache, the configured file, or the demo.
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from .config import ConfigError, TerminalConfig
+from .downsync import cached_catalog
 from .sale import Catalog, SaleError
 
 DEMO_CATALOG = Path(__file__).parent / "demo" / "catalog.json"
 
 
 def load(config: TerminalConfig) -> Catalog:
+    if config.uplink.enabled:
+        # The relay's last catalog, so the till sells at today's prices after an offline restart.
+        cached = cached_catalog(config)
+        if cached is not None:
+            return cached
     path = config.catalog or DEMO_CATALOG
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

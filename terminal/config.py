@@ -20,6 +20,8 @@ from .sale import Policy, TaxClass, TaxSetup
 
 DEFAULT_PATH = Path("/etc/tillbox/terminal.toml")
 ENV_PREFIX = "TILLBOX_"
+_NOT_KEYS = {"TILLBOX_CONFIG"}  # the config file's path, not a key in it
+_RELAY = "TILLBOX_RELAY_"  # the relay's own variables
 CONFIG_VERSION = 1
 # ISO 4217 minor units for the currencies whose count is not 2.
 _MINOR_UNITS = {
@@ -81,6 +83,39 @@ class Cashier(_Strict):
         return hmac.compare_digest(got.hex(), digest)
 
 
+class UplinkConfig(_Strict):
+    """MQTT store-and-forward to the relay and down-sync from it (docs/uplink.md)."""
+
+    enabled: bool = False
+    host: str = Field("localhost", min_length=1, max_length=253)
+    port: int = Field(8883, ge=1, le=65535)
+    tls: bool = True
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    client_id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")
+    keepalive: int = Field(30, ge=5, le=3600)
+    session_expiry_s: int = Field(7 * 86400, ge=0, le=0xFFFFFFFF)
+    window: int = Field(20, ge=1, le=1000)
+    ack_timeout_s: float = Field(30.0, ge=0.2, le=3600)
+    backoff_min_s: float = Field(1.0, ge=0.05, le=600)
+    backoff_max_s: float = Field(60.0, ge=0.05, le=3600)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UplinkConfig:
+        if self.backoff_max_s < self.backoff_min_s:
+            raise ValueError("uplink.backoff_max_s must not be below uplink.backoff_min_s")
+        if self.enabled and self.tls:
+            missing = [k for k in ("ca", "cert", "key") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(
+                    f"uplink: tls is on, so set {', '.join(missing)} (the CA file and this "
+                    "terminal's client certificate and key), or set tls = false for a local "
+                    "test broker"
+                )
+        return self
+
+
 class TerminalConfig(_Strict):
     version: Literal[1] = 1
     store_id: str
@@ -92,11 +127,13 @@ class TerminalConfig(_Strict):
     state_dir: Path = Path("/var/lib/tillbox")
     catalog: Path | None = None
     min_free_mb: int = Field(64, ge=0, le=100_000)
+    cashier_discount_limit: Decimal = Field(Decimal(10), ge=0, le=100)
     session_minutes: int = Field(720, ge=1, le=1440)
     api: ApiConfig = ApiConfig()
     tax: TaxConfig
     store: StoreConfig = StoreConfig()
     cashiers: list[Cashier] = Field(min_length=1)
+    uplink: UplinkConfig = UplinkConfig()
 
     @field_validator("store_id", "terminal_id")
     @classmethod
@@ -104,6 +141,11 @@ class TerminalConfig(_Strict):
         if not valid_id(value):
             raise ValueError("use 1-32 letters, digits, '-' or '_' (it becomes an MQTT topic)")
         return value
+
+    @field_validator("catalog", mode="before")
+    @classmethod
+    def _no_catalog(cls, value: Any) -> Any:
+        return None if value == "" else value  # TILLBOX_CATALOG="" means the demo catalog
 
     @field_validator("timezone")
     @classmethod
@@ -134,6 +176,15 @@ class TerminalConfig(_Strict):
     def journal_path(self) -> Path:
         return self.state_dir / "journal.sqlite"
 
+    @property
+    def cache_path(self) -> Path:
+        """Down-synced catalog, stock and customers (never the journal: it is append-only)."""
+        return self.state_dir / "cache.sqlite"
+
+    @property
+    def client_id(self) -> str:
+        return self.uplink.client_id or f"{self.store_id}-{self.terminal_id}"
+
     def policy(self) -> Policy:
         classes = {name: TaxClass(name, c.rate, c.code) for name, c in self.tax.classes.items()}
         setup = TaxSetup(self.tax.mode, classes, self.tax.rounding, self.tax.level)
@@ -151,26 +202,34 @@ def hash_pin(pin: str, salt: bytes | None = None) -> str:
 
 def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> TerminalConfig:
     """Read, override from TILLBOX_* variables and validate; raise ConfigError on any problem."""
-    path = path or DEFAULT_PATH
+    environ = os.environ if environ is None else environ
+    path = path or Path(environ.get("TILLBOX_CONFIG") or DEFAULT_PATH)
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: no such file. Copy terminal.example.toml there or pass --config."
+            f"{path}: no such file. Start from terminal/demo/terminal.toml (every key is in "
+            "docs/configuration.md), or pass --config PATH."
         ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot be read: {err}") from err
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    apply_env(raw, os.environ if environ is None else environ)
+    origins = apply_env(raw, environ)
     try:
         return TerminalConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(f"{path}: " + describe(err)) from err
+        raise ConfigError(f"{path}: " + describe(err, origins)) from err
 
 
-def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """`TILLBOX_API__PORT=8081` sets `api.port`; `__` separates nested keys."""
+def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """`TILLBOX_API__PORT=8081` sets `api.port`; `__` separates nested keys.
+
+    Returns which variable set which key, so an error can name the variable.
+    """
+    origins: dict[str, str] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "TILLBOX_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in _NOT_KEYS or name.startswith(_RELAY):
             continue
         keys = name[len(ENV_PREFIX) :].lower().split("__")
         node = raw
@@ -180,9 +239,11 @@ def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
                 raise ConfigError(f"{name}: {key} is not a section")
             node = child
         node[keys[-1]] = value
+        origins[".".join(keys)] = name
+    return origins
 
 
-def describe(err: ValidationError) -> str:
+def describe(err: ValidationError, origins: Mapping[str, str] | None = None) -> str:
     parts = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -191,5 +252,6 @@ def describe(err: ValidationError) -> str:
             if e["type"] == "extra_forbidden"
             else e["msg"]
         )
-        parts.append(f"{key}: {msg}")
+        var = (origins or {}).get(key)
+        parts.append(f"{key} (from ${var}): {msg}" if var else f"{key}: {msg}")
     return "; ".join(parts)

@@ -264,7 +264,10 @@ class Verdict:
 
 def verify(path: Path) -> Verdict:
     """Walk the whole chain; name the first event that was edited, removed, moved or added."""
-    conn = connect(path, readonly=True)
+    try:
+        conn = connect(path, readonly=True)
+    except sqlite3.DatabaseError as err:
+        return Verdict(False, 0, f"the journal cannot be read: {err}")
     try:
         expected_seq, prev = 1, GENESIS_HASH
         first: tuple[str, str] | None = None

@@ -9,7 +9,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -183,6 +183,24 @@ class TillService:
             self._publish({"type": env["type"], "seq": env["seq"], "data": env["data"]})
         return view(envelopes)
 
+    def forget_outbox(self, upto: int) -> Future[int]:
+        """Drop outbox rows up to `upto` (the relay stored them) in one writer transaction."""
+        return self._writer.submit(self._forget_outbox, upto)
+
+    def _forget_outbox(self, upto: int) -> int:
+        if self.journal is None:
+            raise JournalError(self.journal_error or "no journal")
+        conn = self.journal.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = conn.execute("DELETE FROM outbox WHERE seq <= ?", (upto,)).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return count
+
     def read_in_writer(self) -> Reader:
         assert self._wreader is not None
         return self._wreader
@@ -215,7 +233,9 @@ class TillService:
 
     def check_room(self) -> None:
         """Refuse to start a new sale when the journal could not take it to the end."""
-        if self.journal_error:
+        if self.journal is None and self.journal_error:
+            # Read-only since start-up; a failed write on a live journal is retried instead,
+            # so the till recovers by itself once space is freed.
             raise Unavailable("journal_unavailable", self.journal_error)
         if self.free_mb() < self.config.min_free_mb:
             raise Unavailable(

