@@ -71,6 +71,114 @@ def cmd_hash_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certs(args: argparse.Namespace) -> int:
+    from tillbox import certs
+    from tillbox.devbroker import acl_for
+
+    folder = Path(args.dir)
+    try:
+        if args.certs_command == "acl":
+            print(acl_for(folder), end="")
+            return 0
+        if args.certs_command == "init":
+            made = list(certs.init_ca(folder))
+        elif args.certs_command == "terminal":
+            made = [certs.issue_terminal(folder, args.store, args.terminal)]
+        elif args.certs_command == "relay":
+            made = [certs.issue_relay(folder, args.name)]
+        else:
+            made = [certs.issue_operator(folder, args.name)]
+    except certs.CertError as err:
+        print(f"tillbox: {err}", file=sys.stderr)
+        return 2
+    for ident in made:
+        print(f"{ident.role} {ident.name!r}: {ident.cert} (key {ident.key})")
+    return 0
+
+
+def cmd_relay_run(args: argparse.Namespace) -> int:
+    from relay import admin
+
+    return admin.run(_config_path(args))
+
+
+def cmd_relay_status(args: argparse.Namespace) -> int:
+    from relay import admin
+
+    return admin.status(_config_path(args))
+
+
+def cmd_relay_resolve(args: argparse.Namespace) -> int:
+    from relay import admin
+
+    return admin.resolve(_config_path(args), args.alert_id)
+
+
+def cmd_relay_catalog_load(args: argparse.Namespace) -> int:
+    from relay import admin
+
+    return admin.catalog_load(_config_path(args), args.store, Path(args.file), args.currency)
+
+
+def cmd_relay_stock_set(args: argparse.Namespace) -> int:
+    from relay import admin
+
+    return admin.stock_set(_config_path(args), args.store, args.sku, args.qty)
+
+
+def cmd_relay_customers_load(args: argparse.Namespace) -> int:
+    from relay import admin
+
+    return admin.customers_load(_config_path(args), args.store, Path(args.file))
+
+
+def add_relay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`tillbox relay …` (docs/relay.md)."""
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config", metavar="PATH", help="relay config file (default /etc/tillbox/relay.toml)"
+        )
+        return p
+
+    def with_store(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--store", required=True, metavar="STORE", help="store id, e.g. s1")
+        return with_config(p)
+
+    relay = sub.add_parser("relay", help="the central relay: ingest, store, down-sync")
+    actions = relay.add_subparsers(dest="relay_command", required=True, metavar="ACTION")
+    p = with_config(actions.add_parser("run", help="ingest events and publish down-sync"))
+    p.set_defaults(func=cmd_relay_run)
+    p = with_config(actions.add_parser("status", help="heads, pending, open alerts, dead letters"))
+    p.set_defaults(func=cmd_relay_status)
+    p = with_config(actions.add_parser("resolve", help="close an alert you have dealt with"))
+    p.add_argument("alert_id", type=int, metavar="ID", help="alert number from `relay status`")
+    p.set_defaults(func=cmd_relay_resolve)
+
+    catalog = actions.add_parser("catalog", help="the stores' catalogs").add_subparsers(
+        dest="catalog_command", required=True, metavar="ACTION"
+    )
+    p = with_store(catalog.add_parser("load", help="load a catalog (.json or .csv), publish it"))
+    p.add_argument("file", metavar="FILE", help="catalog.json format, or CSV (docs/relay.md)")
+    p.add_argument("--currency", help="currency of a CSV catalog (default: the previous one)")
+    p.set_defaults(func=cmd_relay_catalog_load)
+
+    stock = actions.add_parser("stock", help="stock levels").add_subparsers(
+        dest="stock_command", required=True, metavar="ACTION"
+    )
+    p = with_store(stock.add_parser("set", help="set one stock level, publish it"))
+    p.add_argument("sku", metavar="SKU")
+    p.add_argument("qty", metavar="QTY", help="a decimal number, e.g. 12 or 1.25")
+    p.set_defaults(func=cmd_relay_stock_set)
+
+    people = actions.add_parser("customers", help="customer lists").add_subparsers(
+        dest="customers_command", required=True, metavar="ACTION"
+    )
+    p = with_store(people.add_parser("load", help="replace a store's customers, publish them"))
+    p.add_argument("file", metavar="FILE", help="JSON list of customers (docs/relay.md)")
+    p.set_defaults(func=cmd_relay_customers_load)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tillbox", description="Tillbox point of sale.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -108,8 +216,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(config.add_parser("check", help="validate the config and the catalog"))
     p.set_defaults(func=cmd_config_check)
 
+    certs = sub.add_parser(
+        "certs", help="development CA for the MQTT broker (see docs/certificates.md)"
+    ).add_subparsers(dest="certs_command", required=True, metavar="ACTION")
+    for action, text in (
+        ("init", "create the CA and the broker's certificate for 127.0.0.1/localhost"),
+        ("terminal", "issue a terminal's client certificate (CN <store>/<terminal>)"),
+        ("relay", "issue a relay's client certificate"),
+        ("operator", "issue the fleet operator's client certificate"),
+        ("acl", "print the broker ACL: the shipped rules plus one block per terminal"),
+    ):
+        p = certs.add_parser(action, help=text)
+        p.add_argument("--dir", required=True, metavar="DIR", help="the CA folder")
+        if action == "terminal":
+            p.add_argument("--store", required=True, help="store id, e.g. s1")
+            p.add_argument("--terminal", required=True, help="terminal id, e.g. t1")
+        elif action in ("relay", "operator"):
+            p.add_argument("--name", default=action, help=f"identity (CN); default {action}")
+        p.set_defaults(func=cmd_certs)
+
     p = sub.add_parser("hash-pin", help="print the pin_hash for a cashier PIN (read from stdin)")
     p.set_defaults(func=cmd_hash_pin)
+    add_relay_parser(sub)
     return parser
 
 

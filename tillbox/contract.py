@@ -25,9 +25,13 @@ class EnvelopeError(ValueError):
     """An event envelope that does not follow tillbox.event/1."""
 
 
+# Store-wide down-sync topics sit where a terminal id would: a terminal may not take these names.
+RESERVED_IDS: Final = frozenset({"catalog", "stock", "customers"})
+
+
 def valid_id(value: str) -> bool:
-    """Store and terminal ids are short, topic-safe names."""
-    return bool(_ID.match(value))
+    """Store and terminal ids are short, topic-safe names that no store-wide topic uses."""
+    return bool(_ID.match(value)) and value not in RESERVED_IDS
 
 
 def canonical(value: Any) -> bytes:
@@ -93,6 +97,10 @@ def status_topic(store: str, terminal: str) -> str:
 
 def cmd_topic(store: str, terminal: str, name: str) -> str:
     return f"{TOPIC_PREFIX}/{store}/{terminal}/cmd/{name}"
+
+
+def resync_topic(store: str, terminal: str) -> str:
+    return f"{TOPIC_PREFIX}/{store}/{terminal}/resync"
 
 
 def cmd_result_topic(store: str, terminal: str) -> str:

@@ -1,0 +1,1 @@
+# Tests of the relay side: the broker kit now; ingest and connectors as they land.
