@@ -28,7 +28,7 @@ def cmd_terminal(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from terminal.demo.run import run_demo
+    from tillbox.demo import run_demo
 
     return run_demo(Path(args.dir), args.port)
 

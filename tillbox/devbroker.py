@@ -69,6 +69,15 @@ class MqttSettings:
         return client
 
 
+def die_with_parent() -> None:
+    """In a child before exec: have the kernel stop it when its parent dies, even by SIGKILL."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -319,6 +328,7 @@ class DevBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.folder,
+                preexec_fn=die_with_parent,
             )
 
     def _wait_ready(self, timeout: float) -> None:

@@ -1,4 +1,4 @@
-# `tillbox demo`: write a demo config into a state folder and run the daemon on a free port.
+# The demo terminal's config, written into a state folder (used by `tillbox demo` and tests).
 from __future__ import annotations
 
 import socket
@@ -22,22 +22,3 @@ def write_config(folder: Path, port: int) -> Path:
     path = folder / "terminal.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def run_demo(folder: Path, port: int = 0) -> int:
-    import uvicorn
-
-    from terminal.api import create_app
-    from terminal.config import load
-
-    port = port or free_port()
-    config = load(write_config(folder, port), environ={})
-    app = create_app(config)
-    url = f"http://127.0.0.1:{port}"
-    print(f"Tillbox demo: store {config.store_id}, terminal {config.terminal_id}", flush=True)
-    print(f"  open {url}/  (the API, browsable; the kiosk UI comes here)", flush=True)
-    print("  PINs: cashier 1111, manager 9999", flush=True)
-    print(f"  state and journal: {folder.resolve()}", flush=True)
-    print("  Ctrl-C stops the demo.", flush=True)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    return 0
