@@ -5,6 +5,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 """
 
 log = logging.getLogger("tillbox.journal")
+CHECKPOINT_EVERY = 200  # events between WAL checkpoints (SQLite's own default is ~1000 pages)
 _COLUMNS = "seq, id, type, store, terminal, at, data, prev_hash, hash"
 
 
@@ -109,6 +111,8 @@ class Journal:
             self.conn = connect(path)
             self.db = sqlite_utils.Database(self.conn)
             self.db.executescript(_SCHEMA_SQL)
+            # Checkpoints are ours to schedule (after a reply, not inside a sale's commit).
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
             row = self.conn.execute(
                 "SELECT seq, hash, store, terminal FROM events ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -124,6 +128,7 @@ class Journal:
                 f"{terminal!r}. Point state_dir at this terminal's own journal."
             )
         self.seq: int = row[0] if row else 0
+        self._since_checkpoint = 0
         self.hash: str = row[1] if row else GENESIS_HASH
 
     def append(self, events: Sequence[NewEvent], at: str) -> list[dict[str, Any]]:
@@ -177,7 +182,30 @@ class Journal:
         except sqlite3.Error as err:
             raise JournalError(_explain(err)) from err
         self.seq, self.hash = seq, prev
+        self._since_checkpoint += len(rows)
         return envelopes
+
+    def forget_outbox(self, upto: int) -> int:
+        """Drop outbox rows up to `upto` (the relay stored them durably) in one transaction."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                count = self.conn.execute("DELETE FROM outbox WHERE seq <= ?", (upto,)).rowcount
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as err:
+            raise JournalError(_explain(err)) from err
+        return int(count)
+
+    def checkpoint_due(self) -> bool:
+        """True once enough was written; resets, so the caller starts one checkpoint."""
+        if self._since_checkpoint < CHECKPOINT_EVERY:
+            return False
+        self._since_checkpoint = 0
+        return True
 
     def close(self) -> None:
         """Fold the WAL into the main file, so read-only storage later reads it whole."""
@@ -186,6 +214,40 @@ class Journal:
         except sqlite3.Error as err:
             log.warning("journal checkpoint on close failed: %s", err)
         self.conn.close()
+
+
+class Checkpointer:
+    """Folds the WAL into the database on its own connection and thread.
+
+    A PASSIVE checkpoint never blocks the writer, so no sale waits for it; SQLite's automatic
+    checkpoint would run inside whichever commit crossed the threshold.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-checkpoint")
+        self._conn: sqlite3.Connection | None = None
+        self._busy = False
+
+    def request(self) -> None:
+        if not self._busy:
+            self._busy = True
+            self._pool.submit(self._run)
+
+    def _run(self) -> None:
+        try:
+            if self._conn is None:
+                self._conn = connect(self._path)
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as err:
+            log.warning("journal checkpoint failed: %s", err)
+        finally:
+            self._busy = False
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._conn is not None:
+            self._conn.close()
 
 
 class Reader:
@@ -245,9 +307,16 @@ class Reader:
         return envelope(row) if row else None
 
     def outbox_stats(self) -> tuple[int, str | None]:
-        """Rows waiting to be sent and the time the oldest was queued."""
-        row = next(self.db.query("SELECT count(*) AS n, min(queued_at) AS oldest FROM outbox"))
-        return int(row["n"]), row["oldest"]
+        """Rows waiting to be sent and the time the oldest was queued.
+
+        Rows go in with consecutive seqs and leave by prefix (acks cover `upto`), so the
+        outbox is always one run of seqs: two index lookups, never a scan of a long backlog.
+        """
+        low, high = self.conn.execute("SELECT min(seq), max(seq) FROM outbox").fetchone()
+        if low is None:
+            return 0, None
+        row = self.conn.execute("SELECT queued_at FROM outbox WHERE seq = ?", (low,)).fetchone()
+        return int(high - low + 1), row[0] if row else None
 
     def close(self) -> None:
         self.conn.close()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .config import TerminalConfig
-from .journal import Journal, JournalError, NewEvent, Reader
+from .journal import Checkpointer, Journal, JournalError, NewEvent, Reader
 from .sale import Catalog, Conflict, Event, NotFound, Sale, Till, cash_round
 
 log = logging.getLogger("tillbox.service")
@@ -72,6 +72,7 @@ class TillService:
         self.journal_error: str | None = None
         self.journal: Journal | None = None
         self._wreader: Reader | None = None
+        self._checkpointer: Checkpointer | None = None
         self.reader: Reader | None = None
         self.replayed = 0
 
@@ -93,6 +94,8 @@ class TillService:
             if not self.config.journal_path.exists():
                 raise
         self._wreader = Reader(self.config.journal_path, immutable=self.journal is None)
+        if self.journal is not None:
+            self._checkpointer = Checkpointer(self.config.journal_path)
         self.replayed = self._rebuild(self._wreader)
         log.info(
             "journal %s at seq %d; state rebuilt from %d events",
@@ -128,6 +131,8 @@ class TillService:
             self.reader.close()
 
         def close() -> None:
+            if self._checkpointer:
+                self._checkpointer.close()
             if self._wreader:
                 self._wreader.close()
             if self.journal:
@@ -181,6 +186,8 @@ class TillService:
             self._requests[request.key] = (request.digest, envelopes[0]["seq"])
         for env in envelopes:
             self._publish({"type": env["type"], "seq": env["seq"], "data": env["data"]})
+        if self.journal.checkpoint_due() and self._checkpointer is not None:
+            self._checkpointer.request()
         return view(envelopes)
 
     def forget_outbox(self, upto: int) -> Future[int]:
@@ -190,16 +197,7 @@ class TillService:
     def _forget_outbox(self, upto: int) -> int:
         if self.journal is None:
             raise JournalError(self.journal_error or "no journal")
-        conn = self.journal.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            count = conn.execute("DELETE FROM outbox WHERE seq <= ?", (upto,)).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return count
+        return self.journal.forget_outbox(upto)
 
     def read_in_writer(self) -> Reader:
         assert self._wreader is not None

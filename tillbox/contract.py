@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -35,8 +36,38 @@ def valid_id(value: str) -> bool:
 
 
 def canonical(value: Any) -> bytes:
-    """RFC 8785 (JCS) bytes, so any implementation can recompute a hash."""
+    """RFC 8785 (JCS) bytes, so any implementation can recompute a hash.
+
+    For JSON made of objects, arrays, strings, integers, booleans and null whose keys are
+    all in the Basic Multilingual Plane, JCS is exactly Python's sorted, compact json.dumps
+    (same escapes, and code-point order equals UTF-16 order there), which runs in C. Our
+    events hold no floats, so the slow general path is only a fallback.
+    """
+    if _plain(value):
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
     return bytes(rfc8785.dumps(value))
+
+
+def _plain(value: Any) -> bool:
+    """No floats, no unsafe integers, no key outside the Basic Multilingual Plane."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str) or (not key.isascii() and max(key) > "\uffff"):
+                    return False
+                stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, float) or (isinstance(item, int) and abs(item) > _SAFE_INT):
+            return False
+    return True
+
+
+_SAFE_INT: Final = 2**53 - 1  # I-JSON: beyond this JCS refuses an integer
 
 
 def event_hash(envelope: Mapping[str, Any]) -> str:
