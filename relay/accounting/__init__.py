@@ -1,0 +1,1 @@
+# Accounting on the relay: the internal double-entry ledger and the acquirer settlement import.

@@ -1,0 +1,1061 @@
+# Connector state in the central store: cursors, the durable queue, bindings, dead letters.
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from relay.store import StoreUnavailable, events, heads
+
+from .base import Command, Event, MissingMapping
+
+log = logging.getLogger("tillbox.relay.connectors")
+
+metadata = MetaData()
+_Name = String(64)
+IMPORTS: Final = "imports"
+FEED_BATCH: Final = 500
+
+cursors = Table(
+    "connector_cursors",
+    metadata,
+    Column("connector", _Name, primary_key=True),
+    Column("stream", String(160), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+queue = Table(
+    "connector_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connector", _Name, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("store", _Name, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("sources", JSON, nullable=False),
+    # The source event ({"id", "source"}; it stays in `events` or `imported_events`), so the
+    # command can be planned again (a mapping added, a dead letter replayed).
+    Column("event", JSON, nullable=False),
+    Column("payload", JSON),  # the command's own payload; its other fields are the columns
+    # ready | running | done | waiting (for a mapping) | dead
+    Column("state", String(16), nullable=False),
+    Column("coalesce", Boolean, nullable=False, default=False),
+    Column("generation", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("uncertain", Boolean, nullable=False, default=False),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True)),
+    # host:pid:token of the worker holding the lease, so a restarted relay takes back at once
+    # what a killed one on the same host held (other hosts wait for the lease to run out).
+    Column("owner", String(200), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+    Column("mapping_digest", String(64), nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+    UniqueConstraint("connector", "key", name="connector_queue_key"),
+)
+Index("connector_queue_due", queue.c.connector, queue.c.state, queue.c.next_at)
+bindings = Table(
+    "connector_bindings",
+    metadata,
+    Column("connector", _Name, primary_key=True),
+    Column("local_id", String(240), primary_key=True),
+    Column("remote_id", String(240), nullable=False),
+    Column("command_key", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("connector_bindings_command", bindings.c.connector, bindings.c.command_key)
+dead = Table(
+    "connector_dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connector", _Name, nullable=False),
+    Column("queue_id", Integer, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("store", _Name, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("payload", JSON),
+    Column("reason", Text, nullable=False),
+    Column("status", Integer),
+    Column("remote", Text, nullable=False, default=""),
+    Column("attempts", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("replayed_at", DateTime(timezone=True)),
+)
+unknown = Table(
+    "connector_unknown_events",
+    metadata,
+    Column("connector", _Name, primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("type", String(128), nullable=False),
+    Column("store", _Name, nullable=False),
+    Column("terminal", _Name, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+health = Table(
+    "connector_health",
+    metadata,
+    Column("connector", _Name, primary_key=True),
+    Column("failing", Text),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("mapping", String(120), nullable=False, default=""),
+)
+# Small values a connector keeps between runs (e.g. a rotated OAuth2 refresh token).
+kv = Table(
+    "connector_kv",
+    metadata,
+    Column("connector", _Name, primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+# Records the relay makes itself (an acquirer settlement report, imported): connectors read
+# them like terminal events, after a cursor of their own.
+imported = Table(
+    "imported_events",
+    metadata,
+    Column("pos", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("type", String(128), nullable=False),
+    Column("store", _Name, nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+
+PlanOutcome = Literal["commands", "ignored", "unknown", "waiting", "skipped"]
+
+
+@dataclass(slots=True)
+class Planned:
+    """What planning one event gave."""
+
+    outcome: PlanOutcome
+    commands: Sequence[Command] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    key: str
+    kind: str
+    generation: int
+    attempts: int
+    uncertain: bool
+    command: Command
+    event: Event
+    bindings: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class _Batch:
+    plain: list[dict[str, Any]] = field(default_factory=list)
+    coalesce: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FeedResult:
+    events: int = 0
+    commands: int = 0
+    waiting: int = 0
+    unknown: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    connector: str
+    counts: Mapping[str, int]
+    waiting: list[tuple[str, str]]  # (summary, reason) of the oldest waiting items
+    failing: str | None
+    since: datetime | None
+    unknown: int
+    dead: int
+    mapping: str
+    oldest_ready: datetime | None = None
+    retrying: list[tuple[str, int, str]] = field(default_factory=list)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ConnectorState:
+    """Connector tables on the relay's database. Each method is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        try:
+            metadata.create_all(engine)
+        except sa_exc.OperationalError as err:
+            raise StoreUnavailable(f"cannot create the connector tables: {err.orig}") from err
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa_exc.OperationalError as err:
+            raise StoreUnavailable(f"database error: {err.orig}") from err
+
+    def _insert(self, table: Table) -> Any:
+        if self.dialect == "postgresql":
+            return pg_dialect.insert(table)
+        return sqlite_dialect.insert(table)
+
+    # ----- feeding ------------------------------------------------------------------------
+
+    def feed(
+        self,
+        connector: str,
+        plan: Callable[[Event], Planned],
+        *,
+        limit: int = FEED_BATCH,
+        local: Callable[[Connection, Event, Planned], None] | None = None,
+        flush: Callable[[Connection], None] | None = None,
+        mapping_digest: str = "",
+    ) -> FeedResult:
+        """Plan the events stored since this connector's cursors and queue the commands, moving
+        the cursors in the same transaction (a crash repeats nothing and loses nothing).
+
+        Terminal streams are read per terminal up to its head (every seq below a head is
+        stored, so a cursor on seq never skips an event stored later); imports by position.
+        `local` lets a local sink (the ledger) write its rows in the same transaction.
+        """
+        result = FeedResult()
+        now = now_utc()
+        with self._tx() as conn:
+            heads_now = {
+                f"t/{r.store}/{r.terminal}": int(r.seq)
+                for r in conn.execute(select(heads.c.store, heads.c.terminal, heads.c.seq))
+            }
+            last_import = conn.execute(select(func.max(imported.c.pos))).scalar_one()
+            heads_now[IMPORTS] = int(last_import or 0)
+            positions = self._positions(conn, connector)
+            behind = sorted(s for s, top in heads_now.items() if top > positions.get(s, 0))
+            if not behind:
+                return result
+            self._lock_cursors(conn, connector, behind)
+            positions = self._positions(conn, connector)  # as locked
+            budget = limit
+            for stream in behind:
+                if budget <= 0:
+                    break
+                start = positions.get(stream, 0)
+                top = min(heads_now[stream], start + budget)
+                if top <= start:
+                    continue
+                read = self._read(conn, stream, start, top)
+                rows = _Batch()
+                for ev in read:
+                    planned = plan(ev)
+                    result.events += 1
+                    if local is not None:
+                        local(conn, ev, planned)
+                    self._record(conn, connector, ev, planned, now, mapping_digest, result, rows)
+                self._flush(conn, rows, now)
+                if flush is not None:
+                    flush(conn)
+                budget -= len(read)
+                new_pos = read[-1].seq if read else start
+                conn.execute(
+                    update(cursors)
+                    .where(cursors.c.connector == connector, cursors.c.stream == stream)
+                    .values(position=new_pos)
+                )
+        return result
+
+    def _positions(self, conn: Connection, connector: str) -> dict[str, int]:
+        return {
+            r.stream: int(r.position)
+            for r in conn.execute(
+                select(cursors.c.stream, cursors.c.position).where(cursors.c.connector == connector)
+            )
+        }
+
+    def _lock_cursors(self, conn: Connection, connector: str, streams: Sequence[str]) -> None:
+        conn.execute(
+            self._insert(cursors).on_conflict_do_nothing(),
+            [{"connector": connector, "stream": s, "position": 0} for s in streams],
+        )
+        conn.execute(
+            select(cursors.c.stream)
+            .where(cursors.c.connector == connector, cursors.c.stream.in_(list(streams)))
+            .order_by(cursors.c.stream)
+            .with_for_update()
+        ).all()
+
+    def _read(self, conn: Connection, stream: str, start: int, top: int) -> list[Event]:
+        if stream == IMPORTS:
+            return [
+                Event(r.id, r.type, r.store, "", int(r.pos), r.at, r.data, "import")
+                for r in conn.execute(
+                    select(imported)
+                    .where(imported.c.pos > start, imported.c.pos <= top)
+                    .order_by(imported.c.pos)
+                )
+            ]
+        _, store, terminal = stream.split("/", 2)
+        return [
+            Event(r.id, r.type, r.store, r.terminal, int(r.seq), r.at, r.data)
+            for r in conn.execute(
+                select(
+                    events.c.id,
+                    events.c.type,
+                    events.c.store,
+                    events.c.terminal,
+                    events.c.seq,
+                    events.c.at,
+                    events.c.data,
+                )
+                .where(
+                    events.c.store == store,
+                    events.c.terminal == terminal,
+                    events.c.seq > start,
+                    events.c.seq <= top,
+                )
+                .order_by(events.c.seq)
+            )
+        ]
+
+    def _record(
+        self,
+        conn: Connection,
+        connector: str,
+        ev: Event,
+        planned: Planned,
+        now: datetime,
+        digest: str,
+        result: FeedResult,
+        rows: _Batch | None = None,
+    ) -> None:
+        if planned.outcome == "unknown":
+            result.unknown += 1
+            self.record_unknown(conn, connector, ev)
+        elif planned.outcome == "waiting":
+            result.waiting += 1
+            self._put_waiting(conn, connector, ev, planned.reason, now, digest)
+        elif planned.outcome == "commands":
+            result.commands += len(planned.commands)
+            self._put_commands(conn, connector, ev, planned.commands, now, digest, rows)
+
+    def record_unknown(self, conn: Connection, connector: str, ev: Event) -> None:
+        """Note an event this connector does not understand (it stays in `events`)."""
+        conn.execute(
+            self._insert(unknown).on_conflict_do_nothing(),
+            [
+                {
+                    "connector": connector,
+                    "event_id": ev.id,
+                    "type": ev.type,
+                    "store": ev.store,
+                    "terminal": ev.terminal,
+                    "seq": ev.seq,
+                    "at": ev.at,
+                    "seen_at": now_utc(),
+                }
+            ],
+        )
+
+    def _event(self, conn: Connection, ref: Mapping[str, Any]) -> Event:
+        """The stored event a queue row came from."""
+        if ref.get("source") == "import":
+            r = conn.execute(select(imported).where(imported.c.id == ref["id"])).one()
+            return Event(r.id, r.type, r.store, "", int(r.pos), r.at, r.data, "import")
+        e = conn.execute(
+            select(
+                events.c.id, events.c.type, events.c.store, events.c.terminal, events.c.seq,
+                events.c.at, events.c.data,
+            ).where(events.c.id == ref["id"])
+        ).one()  # fmt: skip
+        return Event(e.id, e.type, e.store, e.terminal, int(e.seq), e.at, e.data)
+
+    def _put_waiting(
+        self, conn: Connection, connector: str, ev: Event, reason: str, now: datetime, digest: str
+    ) -> None:
+        row = {
+            "connector": connector,
+            "key": f"plan:{ev.id}",
+            "kind": "plan",
+            "store": ev.store,
+            "day": "",
+            "summary": f"{ev.type} {ev.store}/{ev.terminal or 'import'} #{ev.seq}",
+            "sources": [ev.id],
+            "event": {"id": ev.id, "source": ev.source},
+            "payload": None,
+            "state": "waiting",
+            "coalesce": False,
+            "generation": 0,
+            "attempts": 0,
+            "uncertain": False,
+            "next_at": now,
+            "reason": reason,
+            "owner": "",
+            "mapping_digest": digest,
+            "created_at": now,
+            "updated_at": now,
+        }
+        stmt = self._insert(queue)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[queue.c.connector, queue.c.key],
+                set_={"reason": reason, "mapping_digest": digest, "updated_at": now},
+            ),
+            [row],
+        )
+
+    def _put_commands(
+        self,
+        conn: Connection,
+        connector: str,
+        ev: Event,
+        commands: Sequence[Command],
+        now: datetime,
+        digest: str,
+        batch: _Batch | None = None,
+    ) -> None:
+        """Queue commands; with `batch`, collect them for one insert per kind at the end."""
+        own = batch is None
+        batch = batch if batch is not None else _Batch()
+        for cmd in commands:
+            row = {
+                "connector": connector,
+                "key": cmd.key,
+                "kind": cmd.kind,
+                "store": cmd.store,
+                "day": cmd.day,
+                "summary": cmd.summary,
+                "sources": list(cmd.sources),
+                "event": {"id": ev.id, "source": ev.source},
+                "payload": cmd.payload,
+                "state": "ready",
+                "coalesce": cmd.coalesce,
+                "generation": 0,
+                "attempts": 0,
+                "uncertain": False,
+                "next_at": now,
+                "reason": "",
+                "owner": "",
+                "mapping_digest": digest,
+                "created_at": now,
+                "updated_at": now,
+            }
+            if cmd.coalesce:
+                batch.coalesce[cmd.key] = row  # the newest plan of a key wins
+            else:
+                batch.plain.append(row)
+        if own:
+            self._flush(conn, batch, now)
+
+    def _flush(self, conn: Connection, batch: _Batch, now: datetime) -> None:
+        if batch.plain:
+            bulk_insert_ignore(conn, queue, batch.plain, ["connector", "key"])
+        if batch.coalesce:
+            stmt = self._insert(queue)
+            # Planned again: run once more (a running worker sees the generation move).
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[queue.c.connector, queue.c.key],
+                set_={
+                    "generation": queue.c.generation + 1,
+                    "state": _coalesced_state(),
+                    "next_at": now,
+                    "event": stmt.excluded.event,
+                    "payload": stmt.excluded.payload,
+                    "updated_at": now,
+                },
+            )
+            conn.execute(stmt, list(batch.coalesce.values()))
+        batch.plain, batch.coalesce = [], {}
+
+    # ----- re-planning ----------------------------------------------------------------------
+
+    def replan(
+        self,
+        connector: str,
+        plan: Callable[[Event], Planned],
+        digest: str,
+        *,
+        ids: Sequence[int] | None = None,
+    ) -> tuple[int, int]:
+        """Plan again the events waiting for a mapping (or the rows `ids`, for a replay) with
+        the mapping now loaded. Returns (rows that now flow, rows still waiting)."""
+        now = now_utc()
+        flowing = still = 0
+        with self._tx() as conn:
+            q = select(queue).where(queue.c.connector == connector)
+            if ids is None:
+                q = q.where(queue.c.state == "waiting", queue.c.mapping_digest != digest)
+            else:
+                q = q.where(queue.c.id.in_(list(ids)))
+            rows = conn.execute(q.order_by(queue.c.id).with_for_update()).all()
+            for r in rows:
+                ev = self._event(conn, r.event)
+                planned = plan(ev)
+                if planned.outcome == "waiting":
+                    still += 1
+                    conn.execute(
+                        update(queue)
+                        .where(queue.c.id == r.id)
+                        .values(
+                            state="waiting",
+                            reason=planned.reason,
+                            mapping_digest=digest,
+                            updated_at=now,
+                        )
+                    )
+                    continue
+                flowing += 1
+                if r.kind == "plan":
+                    conn.execute(queue.delete().where(queue.c.id == r.id))
+                    if planned.outcome == "commands":
+                        self._put_commands(conn, connector, ev, planned.commands, now, digest)
+                    continue
+                # A command row (a replay, or a command that waited): take the new plan of the
+                # same key; the other commands of that event are already queued or done.
+                fresh = [c for c in planned.commands if c.key == r.key]
+                values: dict[str, Any] = {
+                    "state": "ready",
+                    "attempts": 0,
+                    "next_at": now,
+                    "reason": "",
+                    "mapping_digest": digest,
+                    "updated_at": now,
+                    "lease_until": None,
+                }
+                if fresh:
+                    values["payload"] = fresh[0].payload
+                    values["summary"] = fresh[0].summary
+                conn.execute(update(queue).where(queue.c.id == r.id).values(**values))
+        return flowing, still
+
+    # ----- claiming and finishing -----------------------------------------------------------
+
+    def recover_orphans(self, connector: str, me: str) -> int:
+        """Commands leased by a worker on this host that is gone (killed mid-apply): ready
+        again, marked uncertain so the next attempt looks for them remotely first."""
+        host, _, _ = me.partition(":")
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(queue.c.id, queue.c.owner).where(
+                    queue.c.connector == connector,
+                    queue.c.state == "running",
+                    queue.c.owner.startswith(f"{host}:"),
+                )
+            ).all()
+            orphans = [r.id for r in rows if r.owner != me and not _alive(r.owner, me)]
+            if orphans:
+                conn.execute(
+                    update(queue)
+                    .where(queue.c.id.in_(orphans))
+                    .values(state="ready", uncertain=True, lease_until=None, next_at=now_utc())
+                )
+        if orphans:
+            log.warning(
+                "connector %s: %d command(s) were being posted by a relay that died; they will "
+                "be looked up remotely before posting",
+                connector,
+                len(orphans),
+            )
+        return len(orphans)
+
+    def claim(self, connector: str, limit: int, lease_s: float, owner: str = "") -> list[Claimed]:
+        """Take up to `limit` due commands (and any whose worker died mid-apply: their lease ran
+        out) and lease them to this worker."""
+        now = now_utc()
+        out: list[Claimed] = []
+        with self._tx() as conn:
+            q = (
+                select(queue)
+                .where(
+                    queue.c.connector == connector,
+                    (
+                        ((queue.c.state == "ready") & (queue.c.next_at <= now))
+                        | ((queue.c.state == "running") & (queue.c.lease_until < now))
+                    ),
+                )
+                .order_by(queue.c.next_at, queue.c.id)
+                .limit(limit)
+            )
+            if self.dialect == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            rows = conn.execute(q).all()
+            for r in rows:
+                crashed = r.state == "running"  # leased before, never finished: it may have posted
+                uncertain = bool(r.uncertain) or crashed
+                conn.execute(
+                    update(queue)
+                    .where(queue.c.id == r.id)
+                    .values(
+                        state="running",
+                        lease_until=now + timedelta(seconds=lease_s),
+                        uncertain=uncertain,
+                        owner=owner,
+                        updated_at=now,
+                    )
+                )
+                known = {
+                    b.local_id: b.remote_id
+                    for b in conn.execute(
+                        select(bindings.c.local_id, bindings.c.remote_id).where(
+                            bindings.c.connector == connector, bindings.c.command_key == r.key
+                        )
+                    )
+                }
+                cmd = Command(
+                    r.kind,
+                    r.key,
+                    tuple(r.sources),
+                    r.store,
+                    r.day,
+                    r.payload,
+                    r.summary,
+                    bool(r.coalesce),
+                )
+                out.append(
+                    Claimed(
+                        r.id,
+                        r.key,
+                        r.kind,
+                        int(r.generation),
+                        int(r.attempts),
+                        uncertain,
+                        cmd,
+                        self._event(conn, r.event),
+                        known,
+                    )
+                )
+        return out
+
+    def extend(self, ids: Sequence[int], lease_s: float) -> None:
+        if not ids:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                update(queue)
+                .where(queue.c.id.in_(list(ids)), queue.c.state == "running")
+                .values(lease_until=now_utc() + timedelta(seconds=lease_s))
+            )
+
+    def save_bindings(self, connector: str, key: str, found: Mapping[str, str]) -> None:
+        """Keep remote ids as soon as they are known, before the command as a whole is done."""
+        if not found:
+            return
+        now = now_utc()
+        with self._tx() as conn:
+            self._bind(conn, connector, key, found, now)
+
+    def _bind(
+        self, conn: Connection, connector: str, key: str, found: Mapping[str, str], now: datetime
+    ) -> None:
+        stmt = self._insert(bindings)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[bindings.c.connector, bindings.c.local_id],
+                set_={"remote_id": stmt.excluded.remote_id},
+            ),
+            [
+                {
+                    "connector": connector,
+                    "local_id": local,
+                    "remote_id": remote,
+                    "command_key": key,
+                    "created_at": now,
+                }
+                for local, remote in found.items()
+            ],
+        )
+
+    def finish(
+        self, connector: str, claimed: Claimed, found: Mapping[str, str], note: str = ""
+    ) -> None:
+        now = now_utc()
+        with self._tx() as conn:
+            if found:
+                self._bind(conn, connector, claimed.key, found, now)
+            # Planned again while it ran (a coalescing command): run once more.
+            again = conn.execute(
+                update(queue)
+                .where(queue.c.id == claimed.id, queue.c.generation != claimed.generation)
+                .values(state="ready", next_at=now, attempts=0, uncertain=False, updated_at=now)
+            ).rowcount
+            if not again:
+                conn.execute(
+                    update(queue)
+                    .where(queue.c.id == claimed.id)
+                    .values(
+                        state="done",
+                        attempts=claimed.attempts + 1,
+                        uncertain=False,
+                        lease_until=None,
+                        reason=note,
+                        done_at=now,
+                        updated_at=now,
+                    )
+                )
+
+    def retry(
+        self, claimed: Claimed, reason: str, delay_s: float, uncertain: bool, *, count: bool = True
+    ) -> None:
+        now = now_utc()
+        with self._tx() as conn:
+            conn.execute(
+                update(queue)
+                .where(queue.c.id == claimed.id)
+                .values(
+                    state="ready",
+                    attempts=claimed.attempts + (1 if count else 0),
+                    uncertain=claimed.uncertain or uncertain,
+                    next_at=now + timedelta(seconds=delay_s),
+                    lease_until=None,
+                    reason=reason[:2000],
+                    updated_at=now,
+                )
+            )
+
+    def wait_for_mapping(self, claimed: Claimed, reason: str, digest: str) -> None:
+        now = now_utc()
+        with self._tx() as conn:
+            conn.execute(
+                update(queue)
+                .where(queue.c.id == claimed.id)
+                .values(
+                    state="waiting",
+                    lease_until=None,
+                    reason=reason,
+                    mapping_digest=digest,
+                    updated_at=now,
+                )
+            )
+
+    def to_dead(
+        self,
+        connector: str,
+        claimed: Claimed,
+        reason: str,
+        status: int | None = None,
+        remote: str = "",
+    ) -> int:
+        now = now_utc()
+        with self._tx() as conn:
+            conn.execute(
+                update(queue)
+                .where(queue.c.id == claimed.id)
+                .values(
+                    state="dead",
+                    attempts=claimed.attempts + 1,
+                    lease_until=None,
+                    reason=reason[:2000],
+                    updated_at=now,
+                )
+            )
+            result = conn.execute(
+                insert(dead).values(
+                    connector=connector,
+                    queue_id=claimed.id,
+                    key=claimed.key,
+                    kind=claimed.kind,
+                    store=claimed.command.store,
+                    day=claimed.command.day,
+                    summary=claimed.command.summary,
+                    payload=claimed.command.to_dict(),
+                    reason=reason[:4000],
+                    status=status,
+                    remote=remote[:20000],
+                    attempts=claimed.attempts + 1,
+                    at=now,
+                )
+            )
+            pk = result.inserted_primary_key
+            return int(pk[0]) if pk else 0
+
+    # ----- small values ---------------------------------------------------------------------
+
+    def get_value(self, connector: str, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            v = conn.execute(
+                select(kv.c.value).where(kv.c.connector == connector, kv.c.key == key)
+            ).scalar_one_or_none()
+        return None if v is None else str(v)
+
+    def set_value(self, connector: str, key: str, value: str) -> None:
+        now = now_utc()
+        with self._tx() as conn:
+            stmt = self._insert(kv)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[kv.c.connector, kv.c.key],
+                    set_={"value": value, "updated_at": now},
+                ),
+                [{"connector": connector, "key": key, "value": value, "updated_at": now}],
+            )
+
+    # ----- health -------------------------------------------------------------------------
+
+    def set_health(self, connector: str, failing: str | None, mapping: str = "") -> None:
+        now = now_utc()
+        with self._tx() as conn:
+            stmt = self._insert(health)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[health.c.connector],
+                    set_={"failing": failing, "since": now, "mapping": mapping},
+                ),
+                [{"connector": connector, "failing": failing, "since": now, "mapping": mapping}],
+            )
+
+    # ----- reading and operator actions -----------------------------------------------------
+
+    def status(self, connector: str) -> QueueStatus:
+        with self.engine.connect() as conn:
+            counts = {
+                r.state: int(r.n)
+                for r in conn.execute(
+                    select(queue.c.state, func.count().label("n"))
+                    .where(queue.c.connector == connector)
+                    .group_by(queue.c.state)
+                )
+            }
+            waiting = [
+                (r.summary, r.reason)
+                for r in conn.execute(
+                    select(queue.c.summary, queue.c.reason)
+                    .where(queue.c.connector == connector, queue.c.state == "waiting")
+                    .order_by(queue.c.id)
+                    .limit(10)
+                )
+            ]
+            retrying = [
+                (r.summary, int(r.attempts), r.reason)
+                for r in conn.execute(
+                    select(queue.c.summary, queue.c.attempts, queue.c.reason)
+                    .where(
+                        queue.c.connector == connector,
+                        queue.c.state == "ready",
+                        queue.c.attempts > 0,
+                    )
+                    .order_by(queue.c.id)
+                    .limit(10)
+                )
+            ]
+            h = conn.execute(select(health).where(health.c.connector == connector)).first()
+            n_unknown = conn.execute(
+                select(func.count()).select_from(unknown).where(unknown.c.connector == connector)
+            ).scalar_one()
+            n_dead = conn.execute(
+                select(func.count())
+                .select_from(dead)
+                .where(dead.c.connector == connector, dead.c.replayed_at.is_(None))
+            ).scalar_one()
+            oldest = conn.execute(
+                select(func.min(queue.c.created_at)).where(
+                    queue.c.connector == connector, queue.c.state.in_(["ready", "running"])
+                )
+            ).scalar_one()
+        return QueueStatus(
+            connector,
+            counts,
+            waiting,
+            h.failing if h else None,
+            _aware(h.since) if h else None,
+            int(n_unknown),
+            int(n_dead),
+            h.mapping if h else "",
+            _aware(oldest),
+            retrying,
+        )
+
+    def unknown_events(self, connector: str | None = None) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            q = select(unknown).order_by(unknown.c.seen_at, unknown.c.event_id)
+            if connector:
+                q = q.where(unknown.c.connector == connector)
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def dead_letters(
+        self, connector: str | None = None, *, include_replayed: bool = False
+    ) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            q = select(dead).order_by(dead.c.id)
+            if connector:
+                q = q.where(dead.c.connector == connector)
+            if not include_replayed:
+                q = q.where(dead.c.replayed_at.is_(None))
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def dead_letter(self, dead_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(dead).where(dead.c.id == dead_id)).first()
+            return dict(row._mapping) if row else None
+
+    def mark_replayed(self, dead_ids: Sequence[int]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(dead).where(dead.c.id.in_(list(dead_ids))).values(replayed_at=now_utc())
+            )
+
+    def rows(self, connector: str, state: str | None = None) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            q = select(queue).where(queue.c.connector == connector).order_by(queue.c.id)
+            if state:
+                q = q.where(queue.c.state == state)
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def all_bindings(self, connector: str) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return {
+                r.local_id: r.remote_id
+                for r in conn.execute(
+                    select(bindings.c.local_id, bindings.c.remote_id).where(
+                        bindings.c.connector == connector
+                    )
+                )
+            }
+
+    def next_due(self, connector: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.min(queue.c.next_at)).where(
+                    queue.c.connector == connector, queue.c.state == "ready"
+                )
+            ).scalar_one()
+        return _aware(value)
+
+    def add_imported(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Keep records the relay imported (by id: importing the same again adds nothing)."""
+        if not rows:
+            return 0
+        now = now_utc()
+        with self._tx() as conn:
+            have = {
+                r.id
+                for r in conn.execute(
+                    select(imported.c.id).where(imported.c.id.in_([r["id"] for r in rows]))
+                )
+            }
+            fresh = [dict(r, imported_at=now) for r in rows if r["id"] not in have]
+            if fresh:
+                conn.execute(insert(imported), fresh)
+        return len(fresh)
+
+    def imported_events(self, store: str | None = None) -> list[Event]:
+        with self.engine.connect() as conn:
+            q = select(imported).order_by(imported.c.pos)
+            if store:
+                q = q.where(imported.c.store == store)
+            return [
+                Event(r.id, r.type, r.store, "", int(r.pos), r.at, r.data, "import")
+                for r in conn.execute(q)
+            ]
+
+
+def bulk_insert_ignore(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], conflict: Sequence[str]
+) -> None:
+    """INSERT … ON CONFLICT DO NOTHING through the driver's own executemany. The ledger and the
+    queue write thousands of rows a batch, and SQLAlchemy's per-row parameter handling was most
+    of their time; values are converted here as SQLAlchemy's types would (JSON text, SQLite's
+    naive UTC datetime text, PostgreSQL's json cast)."""
+    if not rows:
+        return
+    pg = conn.dialect.name == "postgresql"
+    cols = list(rows[0])
+    kinds = {c: table.c[c].type for c in cols}
+
+    def place(c: str) -> str:
+        if not pg:
+            return f":{c}"
+        return f"%({c})s::json" if isinstance(kinds[c], JSON) else f"%({c})s"
+
+    def value(c: str, v: Any) -> Any:
+        t = kinds[c]
+        if v is None:
+            return None
+        if isinstance(t, JSON):
+            return json.dumps(v)
+        if isinstance(t, DateTime) and not pg:
+            return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        if isinstance(t, Boolean) and not pg:
+            return int(v)
+        return v
+
+    names = ", ".join(f'"{c}"' for c in cols)
+    sql = (
+        f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join(place(c) for c in cols)}) '
+        f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    )
+    conn.exec_driver_sql(sql, [{c: value(c, r[c]) for c in cols} for r in rows])
+
+
+def _alive(owner: str, me: str) -> bool:
+    """Is the worker `host:pid:token` still running (same host as `me`)?"""
+    import os
+
+    parts = owner.split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if str(pid) == me.split(":")[1]:
+        return False  # our own pid with another token: an earlier life of this process id
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _coalesced_state() -> Any:
+    """Keep a running row running (finish() sees the generation move); all else: ready."""
+    from sqlalchemy import case
+
+    return case((queue.c.state == "running", "running"), else_="ready")
+
+
+def plan_safely(plan: Callable[[Event], Planned], ev: Event) -> Planned:
+    """plan() with MissingMapping turned into a waiting outcome."""
+    try:
+        return plan(ev)
+    except MissingMapping as err:
+        return Planned("waiting", reason=str(err))

@@ -1,0 +1,1 @@
+# Tests of the connectors, the ledger, the books, Xero, QuickBooks and the reconciliation.
