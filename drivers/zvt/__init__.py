@@ -11,8 +11,15 @@ from .bmp import (
     parse_bmps,
     parse_tlv,
 )
-from .client import Command, StatusCallback, ZvtClient, ZvtResult
-from .codes import Outcome, classify, intermediate_text, result_message
+from .client import Command, ResultCallback, StatusCallback, ZvtClient, ZvtResult
+from .codes import (
+    TOTALS_BRANDS,
+    Outcome,
+    classify,
+    intermediate_text,
+    result_message,
+    totals_brand,
+)
 from .errors import (
     ZvtConnectionError,
     ZvtError,
@@ -60,6 +67,7 @@ from .redact import mask_card_numbers, mask_pan, redact_apdu, redact_frame
 from .transport import SerialTransport, TcpTransport, ZvtTimeouts, ZvtTransport
 
 __all__ = [
+    "TOTALS_BRANDS",
     "Ack",
     "Apdu",
     "BmpField",
@@ -77,6 +85,7 @@ __all__ = [
     "PrintLine",
     "PtAbort",
     "PtMessage",
+    "ResultCallback",
     "SerialDecoder",
     "SerialTransport",
     "StatusCallback",
@@ -123,4 +132,5 @@ __all__ = [
     "redact_apdu",
     "redact_frame",
     "result_message",
+    "totals_brand",
 ]

@@ -22,6 +22,7 @@ from types import TracebackType
 from .codes import (
     CONNECTION_MESSAGE,
     PROTOCOL_MESSAGE,
+    RECORD_MESSAGE,
     TERMINAL_STATUS,
     TIMEOUT_MESSAGE,
     Outcome,
@@ -69,6 +70,8 @@ from .transport import ZvtTransport
 log = logging.getLogger("drivers.zvt")
 
 StatusCallback = Callable[[IntermediateStatus], None]
+# Called with the terminal's result (04 0F) before it is acknowledged; raising refuses it.
+ResultCallback = Callable[[StatusInformation], None]
 
 # Read Card hands out card data; Tillbox must never ask for it (DESIGN.md section 6).
 FORBIDDEN_COMMANDS = frozenset({(0x06, 0xC0)})
@@ -114,6 +117,7 @@ class ZvtResult:
     terminal_status: int | None = None
     sw_version: str | None = None
     needs_recovery: bool = False
+    refused: bool = False  # the terminal answered 84 xx: it did not take the command
 
     @property
     def approved(self) -> bool:
@@ -127,6 +131,7 @@ class _Exchange:
     command: Command
     status: StatusInformation | None = None
     status_unreadable: bool = False
+    status_refused: bool = False  # our result callback failed, so we refused the result
     completion: Completion | None = None
     abort: PtAbort | None = None
     refused: Ack | None = None
@@ -203,25 +208,40 @@ class ZvtClient:
         )
         return self._run(Command.REGISTRATION, apdu, None)
 
-    def authorise(self, amount: int, on_status: StatusCallback | None = None) -> ZvtResult:
-        """Take a card payment of ``amount`` minor units."""
-        return self._run(
-            Command.AUTHORISATION, build_authorisation(amount, self.currency), on_status
-        )
+    def authorise(
+        self,
+        amount: int,
+        on_status: StatusCallback | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> ZvtResult:
+        """Take a card payment of ``amount`` minor units.
+
+        ``on_result`` sees the result before the terminal gets our acknowledgement, so the
+        caller can record it first; if it raises, the result is refused and the terminal
+        reverses the payment itself.
+        """
+        apdu = build_authorisation(amount, self.currency)
+        return self._run(Command.AUTHORISATION, apdu, on_status, on_result)
 
     def reverse(
         self,
         receipt_number: int,
         amount: int | None = None,
         on_status: StatusCallback | None = None,
+        on_result: ResultCallback | None = None,
     ) -> ZvtResult:
         """Void a payment of the open batch by its terminal receipt number."""
         apdu = build_reversal(receipt_number, self.password, amount, self.currency)
-        return self._run(Command.REVERSAL, apdu, on_status)
+        return self._run(Command.REVERSAL, apdu, on_status, on_result)
 
-    def refund(self, amount: int, on_status: StatusCallback | None = None) -> ZvtResult:
+    def refund(
+        self,
+        amount: int,
+        on_status: StatusCallback | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> ZvtResult:
         apdu = build_refund(amount, self.password, self.currency)
-        return self._run(Command.REFUND, apdu, on_status)
+        return self._run(Command.REFUND, apdu, on_status, on_result)
 
     def end_of_day(self, on_status: StatusCallback | None = None) -> ZvtResult:
         """Close the batch; the result carries per-brand totals and the receipt range."""
@@ -256,17 +276,27 @@ class ZvtClient:
             raise ZvtProtocolError("Read Card (06 C0) is never sent: it exposes card data")
         self.transport.send_apdu(apdu)
 
-    def _run(self, command: Command, apdu: bytes, on_status: StatusCallback | None) -> ZvtResult:
+    def _run(
+        self,
+        command: Command,
+        apdu: bytes,
+        on_status: StatusCallback | None,
+        on_result: ResultCallback | None = None,
+    ) -> ZvtResult:
         with self._lock:
             self._abort.clear()
             self._running = True
             try:
-                return self._run_locked(command, apdu, on_status or self.on_status)
+                return self._run_locked(command, apdu, on_status or self.on_status, on_result)
             finally:
                 self._running = False
 
     def _run_locked(
-        self, command: Command, apdu: bytes, on_status: StatusCallback | None
+        self,
+        command: Command,
+        apdu: bytes,
+        on_status: StatusCallback | None,
+        on_result: ResultCallback | None,
     ) -> ZvtResult:
         log.info("zvt: %s starts", command)
         try:
@@ -279,7 +309,7 @@ class ZvtClient:
             raise
         exchange = _Exchange(command)
         try:
-            self._converse(exchange, on_status)
+            self._converse(exchange, on_status, on_result)
         except ZvtTimeoutError as err:
             log.warning("zvt: %s timed out: %s", command, err)
             return self._failed(exchange, Outcome.TIMEOUT, TIMEOUT_MESSAGE)
@@ -318,7 +348,9 @@ class ZvtClient:
             except ZvtTimeoutError:
                 continue
 
-    def _converse(self, ex: _Exchange, on_status: StatusCallback | None) -> None:
+    def _converse(
+        self, ex: _Exchange, on_status: StatusCallback | None, on_result: ResultCallback | None
+    ) -> None:
         t = self.transport.timeouts
         deadline = time.monotonic() + t.t3
         accepted = False
@@ -354,7 +386,12 @@ class ZvtClient:
                 deadline = time.monotonic() + (minutes * 60 if minutes else t.t4)
             elif isinstance(msg, StatusInformation):
                 ex.status = msg
-                self._reply(build_ack())
+                if self._record(on_result, msg):
+                    self._reply(build_ack())
+                else:
+                    # Unrecorded means unacknowledged: the terminal must reverse it.
+                    ex.status_refused = True
+                    self._reply(build_negative_ack(0x66))
                 deadline = time.monotonic() + t.t4
             elif isinstance(msg, PrintLine):
                 ex.lines.extend(msg.lines())
@@ -387,6 +424,17 @@ class ZvtClient:
             # The payment must go on: the terminal reverses if we stop answering.
             log.exception("zvt: status callback failed")
 
+    @staticmethod
+    def _record(on_result: ResultCallback | None, msg: StatusInformation) -> bool:
+        if on_result is None:
+            return True
+        try:
+            on_result(msg)
+        except Exception:
+            log.exception("zvt: the result callback failed; refusing the result")
+            return False
+        return True
+
     def _result(
         self,
         ex: _Exchange,
@@ -394,6 +442,7 @@ class ZvtClient:
         code: int | None,
         message: str,
         needs_recovery: bool = False,
+        refused: bool = False,
     ) -> ZvtResult:
         st = ex.status or StatusInformation()
         done = ex.completion or Completion()
@@ -418,6 +467,7 @@ class ZvtClient:
             terminal_status=done.terminal_status,
             sw_version=done.sw_version,
             needs_recovery=needs_recovery,
+            refused=refused,
         )
 
     def _failed(self, ex: _Exchange, outcome: Outcome, message: str) -> ZvtResult:
@@ -433,7 +483,11 @@ class ZvtClient:
             outcome = classify(code)
             if outcome is Outcome.APPROVED:
                 outcome = Outcome.ERROR
-            return self._result(ex, outcome, code, result_message(code))
+            return self._result(ex, outcome, code, result_message(code), refused=True)
+        if ex.status_refused:
+            return self._result(
+                ex, Outcome.ERROR, None, RECORD_MESSAGE, ex.command in MONEY_COMMANDS
+            )
         if ex.status_unreadable:
             return self._result(
                 ex, Outcome.ERROR, None, PROTOCOL_MESSAGE, ex.command in MONEY_COMMANDS

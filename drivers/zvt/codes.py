@@ -94,6 +94,10 @@ CONNECTION_MESSAGE = (
 PROTOCOL_MESSAGE = (
     "The terminal sent something unexpected. Use Repeat last receipt before charging again."
 )
+RECORD_MESSAGE = (
+    "The till could not record the terminal's result, so it refused it and the terminal "
+    "cancels the payment. Use Repeat last receipt before charging again."
+)
 
 
 def result_message(code: int | None) -> str:
@@ -216,6 +220,25 @@ TOTALS_BRANDS: tuple[str, ...] = (
     "Diners",
     "Other cards",
 )
+
+# Card-type ids counted in each BMP 60 slot; any other card counts as "Other cards".
+_TOTALS_SLOT: dict[int, str] = {
+    2: "girocard",
+    5: "girocard",
+    14: "JCB",
+    6: "Eurocard/Mastercard",
+    8: "American Express",
+    10: "Visa",
+    11: "Visa",
+    13: "Visa",
+    12: "Diners",
+}
+
+
+def totals_brand(card_type: int | None) -> str:
+    """The BMP 60 slot (a ``TOTALS_BRANDS`` name) a payment with this card type counts in."""
+    return _TOTALS_SLOT.get(card_type or -1, TOTALS_BRANDS[-1])
+
 
 TERMINAL_STATUS: dict[int, str] = {
     0x00: "ready",
