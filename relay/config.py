@@ -75,6 +75,37 @@ class IngestConfig(_Strict):
     gap_alert_after_s: float = Field(60.0, gt=0, le=86_400)
 
 
+class LedgerStoreConfig(_Strict):
+    timezone: str | None = None
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _known_zone(value)
+
+
+class LedgerConfig(_Strict):
+    timezone: str = "UTC"
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    stores: dict[str, LedgerStoreConfig] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _known_zone(value)
+
+
+def _known_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r}: an IANA time zone such as Europe/Berlin") from None
+    return value
+
+
 class LogConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -90,6 +121,9 @@ class RelayConfig(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     ingest: IngestConfig = IngestConfig()
     log: LogConfig = LogConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    # Each connector's own schema checks its table (relay/connectors/, docs/connectors.md).
+    connectors: dict[str, dict[str, Any]] = {}
 
 
 def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> RelayConfig:
@@ -116,7 +150,17 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     except ValidationError as err:
         raise ConfigError(f"{path}: " + describe(err)) from err
     _check_files(config)
+    _check_connectors(config, path)
     return config
+
+
+def _check_connectors(config: RelayConfig, path: Path) -> None:
+    from .connectors import ConnectorConfigError, validate_all
+
+    try:
+        validate_all(config)
+    except ConnectorConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
 
 
 def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

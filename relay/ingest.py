@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from tillbox.contract import TOPIC_PREFIX, ack_topic
 
@@ -19,10 +19,14 @@ from .downsync import RESYNC_SUBSCRIPTION, Downsync, DownsyncError, parse_resync
 from .mqtt import Link, Received
 from .store import Inbound, Store, StoreError, StoreUnavailable
 
+if TYPE_CHECKING:
+    from .connectors.runtime import Runtime
+
 log = logging.getLogger("tillbox.relay.ingest")
 
 EVENTS_SUBSCRIPTION: Final = f"$share/relay/{TOPIC_PREFIX}/+/+/events"
 HOUSEKEEPING_S: Final = 1.0
+BATCH_IDLE_S: Final = 0.002  # a pause this long in the stream closes the batch early
 
 
 @dataclass(slots=True)
@@ -59,7 +63,12 @@ class Relay:
     """One relay instance: the MQTT link, the one writer thread and down-sync."""
 
     def __init__(
-        self, config: RelayConfig, store: Store | None = None, *, client_id: str | None = None
+        self,
+        config: RelayConfig,
+        store: Store | None = None,
+        *,
+        client_id: str | None = None,
+        connectors: bool = True,
     ) -> None:
         if config.broker is None:
             raise ConfigError("broker: the relay needs a [broker] section to run")
@@ -83,16 +92,44 @@ class Relay:
         self._thread = threading.Thread(target=self._run, name="relay-writer", daemon=True)
         self._db_health = _Health("central store")
         self._sync_health = _Health("down-sync")
+        # The ledger and the connectors read the stored events by their own cursors
+        # (relay/connectors/, docs/connectors.md): ingest never waits for them.
+        self.connectors: Runtime | None = None
+        if connectors:
+            from .connectors.runtime import Runtime
+
+            self.connectors = Runtime(config, self.store, publish=self._publish_confirmed)
 
     def start(self) -> None:
         self._thread.start()
         self.link.start()
+        if self.connectors is not None:
+            self.connectors.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, then leave; what was not acked the broker sends again."""
         self._stopping.set()
+        if self.connectors is not None:
+            self.connectors.stop()
         self._thread.join(timeout)
         self.link.stop()
+        s = self.stats
+        log.info(
+            "relay stopped: received %d messages in %d batches; stored %d, duplicates %d, "
+            "put aside behind a gap %d, dead letters %d; sent %d acks",
+            s.received,
+            s.batches,
+            s.stored,
+            s.duplicates,
+            s.pending,
+            s.dead,
+            s.acks,
+        )
+
+    def _publish_confirmed(self, topic: str, payload: bytes) -> None:
+        """QoS 1 publish for a connector (an alert); raises unless the broker acknowledged it."""
+        if not self.link.publish(topic, payload).wait(10.0):
+            raise StoreError(f"the broker did not acknowledge {topic} in time")
 
     def serve_forever(self, ready: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM or SIGINT."""
@@ -124,7 +161,9 @@ class Relay:
                 next_housekeeping = time.monotonic() + HOUSEKEEPING_S
 
     def _collect(self) -> list[Received]:
-        """Up to batch_size messages; wait at most max_batch_delay for the batch to fill."""
+        """Up to batch_size messages; wait at most max_batch_delay for the batch to fill, and
+        stop waiting once the stream pauses for BATCH_IDLE_S: a terminal that has sent its
+        window waits for our ack, so waiting longer would only delay it."""
         try:
             first = self._queue.get(timeout=0.2)
         except queue.Empty:
@@ -142,7 +181,7 @@ class Relay:
             if left <= 0:
                 break
             try:
-                batch.append(self._queue.get(timeout=left))
+                batch.append(self._queue.get(timeout=min(left, BATCH_IDLE_S)))
             except queue.Empty:
                 break
         return batch

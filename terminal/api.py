@@ -9,31 +9,33 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import (
-    JSONResponse,
-    PlainTextResponse,
-    RedirectResponse,
-    StreamingResponse,
-)
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import catalog_source
+from . import catalog_source, sdnotify
 from .auth import Session, Sessions
 from .config import TerminalConfig
+from .devices.routes import mount as mount_devices
 from .downsync import CacheReader
 from .journal import Reader
+from .payments import Payments
+from .payments_api import payments_router
 from .receipt import receipt_model
 from .sale import Discount, Invalid, Item, NotFound, Override, SaleError, Till
 from .service import Request as Req
 from .service import TillService, Unavailable, new_id
+from .update import Updater, UpdateSettings
 from .uplink import Uplink, disabled_view
 
 log = logging.getLogger("tillbox.api")
 API = "/api/v1"
+UI = Path(__file__).parent / "ui"
 
 
 class Body(BaseModel):
@@ -123,12 +125,32 @@ def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def create_app(config: TerminalConfig) -> FastAPI:
+def create_app(config: TerminalConfig, update: UpdateSettings | None = None) -> FastAPI:
     """The daemon's app; `lifespan` owns the journal writer from start-up to shutdown."""
     service = TillService(config, catalog_source.load(config))
     sessions = Sessions(config.cashiers, config.session_minutes)
     uplink = Uplink(config, service) if config.uplink.enabled else None
+    updater: Updater | None = None
+    if uplink:
+        # Fleet updates arrive as cmd/update (docs/updates.md); they wait for an idle till.
+        updater = Updater(
+            update or UpdateSettings(),
+            config.state_dir,
+            uplink.send_result,
+            lambda view: uplink.set_status("update", view),
+            [
+                lambda: f"{n} sale(s) open" if (n := len(service.open_sale_ids())) else None,
+                # journaled card operations not finished yet (payments, refunds, reversals)
+                lambda: (
+                    f"{n} card payment(s) open"
+                    if (n := service.snapshot(lambda t: len(t.state.card_ops)))
+                    else None
+                ),
+            ],
+        )
+        uplink.on_command("update", updater.submit)
     cache = CacheReader(config.cache_path)
+    payments = Payments(config, service)
     started = time.monotonic()
 
     @asynccontextmanager
@@ -136,6 +158,9 @@ def create_app(config: TerminalConfig) -> FastAPI:
         await service.start()
         if uplink:
             uplink.start()
+        if updater:
+            updater.start()
+        watchdog = sdnotify.start_watchdog()
         log.info(
             "till ready: store %s terminal %s, %d catalog items, uplink %s",
             config.store_id,
@@ -144,6 +169,10 @@ def create_app(config: TerminalConfig) -> FastAPI:
             f"to {config.uplink.host}:{config.uplink.port}" if uplink else "off",
         )
         yield
+        sdnotify.stopping()
+        await sdnotify.stop_watchdog(watchdog)
+        if updater:
+            await asyncio.to_thread(updater.stop)
         if uplink:
             await asyncio.to_thread(uplink.stop)
         cache.close()
@@ -157,7 +186,9 @@ def create_app(config: TerminalConfig) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
+    app.state.updater = updater
     app.state.sessions = sessions
+    devices = mount_devices(app, config, service, sessions)  # first: its /receipts/queue
 
     @app.exception_handler(SaleError)
     async def _sale_error(_: Request, err: SaleError) -> JSONResponse:
@@ -195,11 +226,6 @@ def create_app(config: TerminalConfig) -> FastAPI:
     def sale_answer(sale_id: str) -> Any:
         return lambda _envs: service.sale_view(sale_id, service.read_in_writer())
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        # The kiosk UI will be served here; until then the browsable API is the front page.
-        return RedirectResponse("/docs")
-
     # -- sessions ----------------------------------------------------------------------
 
     @app.post(f"{API}/sessions", status_code=201, tags=["sessions"])
@@ -215,7 +241,16 @@ def create_app(config: TerminalConfig) -> FastAPI:
     async def whoami(user: User) -> dict[str, Any]:
         return {"id": user.user, "name": user.cashier.name, "role": user.role}
 
-    # -- catalog -----------------------------------------------------------------------
+    # -- store and catalog -------------------------------------------------------------
+
+    @app.get(f"{API}/store", tags=["catalog"])
+    async def store() -> dict[str, Any]:
+        return {
+            "name": config.store.name,
+            "currency": config.currency,
+            "locale": config.locale,
+            "minor_units": config.minor_units,
+        }
 
     def item_view(item: Item) -> dict[str, Any]:
         return {
@@ -398,8 +433,12 @@ def create_app(config: TerminalConfig) -> FastAPI:
         user: User,
         manager_pin: ManagerPin = None,
         key: IdemKey = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         approver = await asyncio.to_thread(sessions.approve, user, manager_pin)
+        if payments.reverses(sale_id):  # card payments go back through the terminal first
+            request = Req.of(key, "void", sale_id)
+            status, view = await payments.void(sale_id, body.reason, user.user, approver, request)
+            return JSONResponse(view, status_code=status)
         return await service.write(
             lambda t: t.void(sale_id, body.reason, user.user, approver),
             sale_answer(sale_id),
@@ -413,12 +452,18 @@ def create_app(config: TerminalConfig) -> FastAPI:
         user: User,
         manager_pin: ManagerPin = None,
         key: IdemKey = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         approver = await asyncio.to_thread(sessions.approve, user, manager_pin)
         refund_id = new_id()
         lines = None if body.lines is None else {li.line_id: li.quantity for li in body.lines}
         if lines is not None and len(lines) != len(body.lines or []):
             raise Invalid("bad_request", "Name each line once.")
+        if payments.enabled and body.to == "original":  # a card part goes through the terminal
+            request = Req.of(key, "refund", sale_id, body.model_dump())
+            status, view = await payments.refund(
+                sale_id, lines, body.reason, user.user, approver, request
+            )
+            return JSONResponse(view, status_code=status)
 
         def decide(till: Till) -> list[Any]:
             original, refunds = service.completed_sale(sale_id, service.read_in_writer())
@@ -569,6 +614,7 @@ def create_app(config: TerminalConfig) -> FastAPI:
             "shift": None
             if shift is None
             else {"shift_id": shift["shift_id"], "open_sales": shift["open_sales"]},
+            "devices": devices.manager.health(),
             "uptime_s": round(time.monotonic() - started, 1),
         }
 
@@ -667,8 +713,12 @@ def create_app(config: TerminalConfig) -> FastAPI:
             ),
         ]
         text = "".join(f"# HELP {n} {h_}\n# TYPE {n} {t}\n{n} {v}\n" for n, t, h_, v in lines)
+        text += devices.manager.metrics_text()
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
+    app.include_router(payments_router(payments, sessions))  # card terminal (docs/payments.md)
+    # The kiosk (docs/kiosk.md). Keep this mount last: it answers every path no route took.
+    app.mount("/", StaticFiles(directory=UI, html=True), name="ui")
     return app
 
 

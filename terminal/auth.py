@@ -80,6 +80,14 @@ class Sessions:
             raise Unauthorized("login_required", "Log in with your PIN first.")
         return session
 
+    def latest(self) -> Session | None:
+        """The newest login still valid: the cashier at the counter, whom a scan works for."""
+        now = self._clock()
+        for session in reversed(list(self._sessions.values())):
+            if session.expires >= now:
+                return session
+        return None
+
     def approve(self, session: Session, manager_pin: str | None) -> str:
         """Who approves a manager-only action: the manager logged in, or one whose PIN is given."""
         if session.role == "manager":

@@ -16,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tillbox.contract import valid_id
 
+from .devices.settings import DevicesConfig
 from .sale import Policy, TaxClass, TaxSetup
 
 DEFAULT_PATH = Path("/etc/tillbox/terminal.toml")
 ENV_PREFIX = "TILLBOX_"
-_NOT_KEYS = {"TILLBOX_CONFIG"}  # the config file's path, not a key in it
+# The config file's path and a test-only crash hook (terminal/payments.py), not keys in it.
+_NOT_KEYS = {"TILLBOX_CONFIG", "TILLBOX_TEST_CRASH_AFTER"}
 _RELAY = "TILLBOX_RELAY_"  # the relay's own variables
 CONFIG_VERSION = 1
 # ISO 4217 minor units for the currencies whose count is not 2.
@@ -96,7 +98,7 @@ class UplinkConfig(_Strict):
     client_id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")
     keepalive: int = Field(30, ge=5, le=3600)
     session_expiry_s: int = Field(7 * 86400, ge=0, le=0xFFFFFFFF)
-    window: int = Field(20, ge=1, le=1000)
+    window: int = Field(100, ge=1, le=1000)
     ack_timeout_s: float = Field(30.0, ge=0.2, le=3600)
     backoff_min_s: float = Field(1.0, ge=0.05, le=600)
     backoff_max_s: float = Field(60.0, ge=0.05, le=3600)
@@ -114,6 +116,34 @@ class UplinkConfig(_Strict):
                     "test broker"
                 )
         return self
+
+
+class PaymentConfig(_Strict):
+    """The card terminal, spoken to over ZVT (docs/payments.md)."""
+
+    enabled: bool = False
+    transport: Literal["tcp", "serial"] = "tcp"
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(20007, ge=1, le=65535)
+    device: str = Field("/dev/ttyUSB0", min_length=1, max_length=255)
+    baud: int = 9600
+    password: str = Field("000000", pattern=r"^\d{6}$")
+    currency_code: int = Field(978, ge=1, le=999)
+    connect_timeout_s: float = Field(5.0, gt=0, le=60)
+    byte_timeout_s: float = Field(0.2, gt=0, le=5)
+    ack_timeout_s: float = Field(5.0, gt=0, le=60)
+    answer_timeout_s: float = Field(5.0, gt=0, le=600)
+    completion_timeout_s: float = Field(180.0, gt=0, le=3600)
+    retry_s: float = Field(5.0, ge=0.05, le=600)
+    recovery_timeout_s: float = Field(120.0, ge=0, le=3600)
+    log_frames: bool = False
+
+    @field_validator("baud")
+    @classmethod
+    def _baud(cls, value: int) -> int:
+        if value not in (9600, 19200, 38400, 57600, 115200):
+            raise ValueError("use 9600, 19200, 38400, 57600 or 115200")
+        return value
 
 
 class TerminalConfig(_Strict):
@@ -134,6 +164,8 @@ class TerminalConfig(_Strict):
     store: StoreConfig = StoreConfig()
     cashiers: list[Cashier] = Field(min_length=1)
     uplink: UplinkConfig = UplinkConfig()
+    payment: PaymentConfig = PaymentConfig()
+    devices: DevicesConfig = DevicesConfig()
 
     @field_validator("store_id", "terminal_id")
     @classmethod

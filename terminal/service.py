@@ -152,6 +152,15 @@ class TillService:
         """Decide, journal durably, fold in, notify; the answer comes only after the commit."""
         return await asyncio.wrap_future(self._writer.submit(self._unit, decide, view, request))
 
+    def write_blocking(
+        self,
+        decide: Decide,
+        view: Callable[[list[dict[str, Any]]], T],
+        request: Request | None = None,
+    ) -> T:
+        """`write` for a thread that is not the event loop (the card-payment worker)."""
+        return self._writer.submit(self._unit, decide, view, request).result()
+
     def _unit(
         self, decide: Decide, view: Callable[[list[dict[str, Any]]], T], request: Request | None
     ) -> T:
@@ -338,6 +347,11 @@ class TillService:
     def open_sale_ids(self) -> list[str]:
         with self._lock:
             return list(self.till.state.sales)
+
+    def snapshot(self, read: Callable[[Till], T]) -> T:
+        """Read the till's state from any thread without racing the writer's fold."""
+        with self._lock:
+            return read(self.till)
 
 
 def _offer(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import tillbox
-from tillbox.contract import ack_topic, events_topic, status_topic
+from tillbox.contract import ack_topic, cmd_result_topic, cmd_topic, events_topic, status_topic
 
 from .config import TerminalConfig
 from .downsync import FAMILIES, DownSync, Family, parse_topic, resync_topic, sync_topic
@@ -93,6 +94,13 @@ class Uplink:
         self.status_topic = status_topic(store, terminal)
         self.resync_topic = resync_topic(store, terminal)
         self.sync = DownSync(config, service, self.request_resync)
+        # Fleet commands (docs/updates.md): handlers run on the uplink thread and must not block.
+        self.cmd_prefix = cmd_topic(store, terminal, "")
+        self.result_topic = cmd_result_topic(store, terminal)
+        self._commands: dict[str, Callable[[bytes], None]] = {}
+        self._results: deque[bytes] = deque(maxlen=1000)  # cmd-results waiting to be sent
+        self._status_extra: dict[str, Any] = {}
+        self._status_changed = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -168,6 +176,53 @@ class Uplink:
         """From the down-sync thread: fetch the family's snapshot again and tell the relay."""
         with self._lock:
             self._resyncs.add(family)
+
+    # -- fleet commands and status ----------------------------------------------------
+
+    def on_command(self, name: str, handler: Callable[[bytes], None]) -> None:
+        """Hand `cmd/{name}` payloads to `handler` (called on the uplink thread)."""
+        self._commands[name] = handler
+
+    def send_result(self, doc: dict[str, Any]) -> None:
+        """Queue a `cmd-result` document; sent in order once connected (any thread)."""
+        self._results.append(json.dumps(doc, separators=(",", ":")).encode())
+
+    def set_status(self, key: str, value: Any) -> None:
+        """Add `key` to the retained status and republish it (any thread)."""
+        with self._lock:
+            self._status_extra[key] = value
+            self._status_changed = True
+
+    def _status_payload(self) -> bytes:
+        with self._lock:
+            extra = dict(self._status_extra)
+            self._status_changed = False
+        status = {"state": "online", "version": tillbox.__version__, "outbox": self.depth}
+        return json.dumps(status | extra | {"at": utcnow()}, separators=(",", ":")).encode()
+
+    def _flush_fleet(self, client: mqtt.Client) -> None:
+        if self._status_changed:
+            self._publish_status(client, self._status_payload())
+        while self._results:
+            payload = self._results[0]
+            info = client.publish(self.result_topic, payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return  # the connection is gone; sent after the next connect
+            self._results.popleft()
+
+    def _on_command(self, name: str, payload: bytes) -> None:
+        handler = self._commands.get(name)
+        if handler is None:
+            log.warning("ignoring unknown fleet command %r", name)
+            with contextlib.suppress(ValueError, AttributeError, RecursionError):
+                cid = json.loads(payload).get("id")
+                if isinstance(cid, str):
+                    self.send_result({"id": cid, "ok": False, "error": f"unknown command {name}"})
+            return
+        try:
+            handler(payload)
+        except Exception:
+            log.exception("the %s command handler failed", name)
 
     # -- views -------------------------------------------------------------------------
 
@@ -288,9 +343,7 @@ class Uplink:
         self._hold_until = 0.0
         self._subscribe(client)
         self._refresh(reader, force=True)
-        status = {"state": "online", "version": tillbox.__version__, "outbox": self.depth}
-        payload = json.dumps(status | {"at": utcnow()}, separators=(",", ":"))
-        self._publish_status(client, payload.encode())
+        self._publish_status(client, self._status_payload())
         self.error = None  # the line below says the connection is back
         self.state = "online"
         log.info(
@@ -341,7 +394,7 @@ class Uplink:
     def _subscribe(self, client: mqtt.Client) -> None:
         """Always subscribe: cheap with a resumed session, and it brings retained snapshots."""
         store = self.config.store_id
-        topics = [self.ack_topic] + [
+        topics = [self.ack_topic, self.cmd_prefix + "+"] + [
             sync_topic(store, family, kind) for family in FAMILIES for kind in ("snapshot", "delta")
         ]
         result, mid = client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
@@ -363,6 +416,7 @@ class Uplink:
         now = time.monotonic()
         self._flush_deletes()
         self._flush_resyncs(client)
+        self._flush_fleet(client)
         if self._sent > self.acked and now - self._progress_at > self.cfg.ack_timeout_s:
             if not self._unanswered:  # once per silence, not on every resend
                 log.warning(
@@ -423,6 +477,9 @@ class Uplink:
         payload = bytes(message.payload)
         if message.topic == self.ack_topic:
             self._on_ack(payload)
+            return
+        if message.topic.startswith(self.cmd_prefix):
+            self._on_command(message.topic[len(self.cmd_prefix) :], payload)
             return
         found = parse_topic(self.config.store_id, message.topic)
         if found is not None:

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _config_path(args: argparse.Namespace) -> Path | None:
@@ -14,16 +15,32 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 
 def cmd_terminal(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
+    from terminal import sdnotify
     from terminal.api import create_app
-    from terminal.config import load
+    from terminal.config import DEFAULT_PATH, load
+    from terminal.update import load_settings
 
-    config = load(_config_path(args))
-    app = create_app(config)
+    path = _config_path(args) or Path(os.environ.get("TILLBOX_CONFIG") or DEFAULT_PATH)
+    config = load(path)
+    # Appliance settings for fleet updates live beside terminal.toml (docs/updates.md).
+    app = create_app(config, load_settings(path.parent / "update.toml"))
     host = args.host or config.api.host
     port = args.port or config.api.port
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # lifespan done and the socket listening: systemd may go on
+                sdnotify.ready(f"serving on {host}:{port}")
+
+    cfg = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    Server(cfg).run()
     return 0
 
 
@@ -31,6 +48,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tillbox.demo import run_demo
 
     return run_demo(Path(args.dir), args.port)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from hwsim.lab import main as lab_main
+
+    argv = ["--dir", args.dir, "--printer-port", str(args.printer_port)]
+    return lab_main([*argv, *(["--no-zvt"] if args.no_zvt else [])], prog="tillbox sim")
 
 
 def cmd_journal_verify(args: argparse.Namespace) -> int:
@@ -132,6 +156,73 @@ def cmd_relay_customers_load(args: argparse.Namespace) -> int:
     return admin.customers_load(_config_path(args), args.store, Path(args.file))
 
 
+def _operator_broker(args: argparse.Namespace) -> Any:
+    from tillbox import certs
+    from tillbox.devbroker import MqttSettings
+    from tillbox.fleet import FleetError
+
+    host, _, port = args.broker.rpartition(":")
+    if not host or not port.isdigit():
+        raise FleetError(f"--broker {args.broker!r}: give HOST:PORT, e.g. broker.example:8883")
+    ca, cert, key = args.ca, args.cert, args.key
+    if args.pki:
+        ident = certs.operator_files(Path(args.pki), args.name)
+        ca = ca or certs.ca_files(Path(args.pki)).cert
+        cert, key = cert or ident.cert, key or ident.key
+    if not (ca and cert and key):
+        raise FleetError("name the operator's files: --pki DIR, or --ca, --cert and --key")
+    return MqttSettings(host, int(port), Path(ca), Path(cert), Path(key))
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from tillbox import fleet
+
+    try:
+        broker = _operator_broker(args)
+        if args.fleet_command == "status":
+            return fleet.show_status(broker, args.store, sys.stdout)
+        if args.terminal is None and not args.all:
+            raise fleet.FleetError("name the boxes: --terminal T (with --store), or --all")
+        command = fleet.update_command(args.url, args.version, args.sha256, args.id)
+        return fleet.send_update(
+            broker, args.store, args.terminal, command, sys.stdout, wait_s=args.wait
+        )
+    except fleet.FleetError as err:
+        print(f"tillbox: {err}", file=sys.stderr)
+        return 2
+
+
+def add_fleet_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`tillbox fleet …` (docs/updates.md)."""
+    fleet = sub.add_parser("fleet", help="the operator's view: update boxes, show their status")
+    actions = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+
+    def with_broker(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--broker", default="localhost:8883", help="HOST:PORT of the MQTT broker")
+        p.add_argument("--pki", metavar="DIR", help="a `tillbox certs` folder with the operator")
+        p.add_argument("--name", default="operator", help="operator identity in --pki")
+        p.add_argument("--ca", metavar="FILE", help="CA certificate (instead of --pki)")
+        p.add_argument("--cert", metavar="FILE", help="operator certificate (instead of --pki)")
+        p.add_argument("--key", metavar="FILE", help="operator key (instead of --pki)")
+        p.set_defaults(func=cmd_fleet)
+        return p
+
+    p = with_broker(actions.add_parser("update", help="send a signed bundle to boxes"))
+    p.add_argument("--store", help="store id (all stores with --all and no --store)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--terminal", help="one terminal of --store")
+    which.add_argument("--all", action="store_true", help="every box that reported a status")
+    p.add_argument("--url", required=True, help="where the boxes download the .raucb bundle")
+    p.add_argument("--version", required=True, help="the bundle's version (rauc info)")
+    p.add_argument("--sha256", help="the bundle's SHA-256, checked before installing")
+    p.add_argument("--id", help="command id (default: a new random one)")
+    p.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="follow progress until done"
+    )
+    p = with_broker(actions.add_parser("status", help="each box's retained status"))
+    p.add_argument("--store", help="only this store")
+
+
 def add_relay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`tillbox relay …` (docs/relay.md)."""
 
@@ -178,6 +269,10 @@ def add_relay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("file", metavar="FILE", help="JSON list of customers (docs/relay.md)")
     p.set_defaults(func=cmd_relay_customers_load)
 
+    from relay.connectors.cli import add_parsers as add_accounting_parsers
+
+    add_accounting_parsers(actions, with_config, with_store)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tillbox", description="Tillbox point of sale.")
@@ -200,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="./demo-state", help="where demo state lives")
     p.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sim", help="run simulated printer+drawer, scanner and card terminal")
+    p.add_argument("--dir", default="./sim-devices", help="folder for the device symlinks")
+    p.add_argument("--printer-port", type=int, default=0, help="printer TCP port (0: any)")
+    p.add_argument("--no-zvt", action="store_true", help="do not start the ZVT terminal")
+    p.set_defaults(func=cmd_sim)
 
     journal = sub.add_parser("journal", help="inspect the sale journal").add_subparsers(
         dest="journal_command", required=True, metavar="ACTION"
@@ -238,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hash-pin", help="print the pin_hash for a cashier PIN (read from stdin)")
     p.set_defaults(func=cmd_hash_pin)
     add_relay_parser(sub)
+    add_fleet_parser(sub)
     return parser
 
 

@@ -27,7 +27,7 @@ class EnvelopeError(ValueError):
 
 
 # Store-wide down-sync topics sit where a terminal id would: a terminal may not take these names.
-RESERVED_IDS: Final = frozenset({"catalog", "stock", "customers"})
+RESERVED_IDS: Final = frozenset({"catalog", "stock", "customers", "alerts"})
 
 
 def valid_id(value: str) -> bool:

@@ -4,8 +4,11 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from hwsim.lab import Lab
 
 from tillbox import certs
 from tillbox.devbroker import DevBroker, die_with_parent
@@ -110,6 +113,41 @@ def central_side(folder: Path) -> Iterator[tuple[DevBroker, Path, Path]]:
         broker.stop()
 
 
+@contextlib.contextmanager
+def simulated_devices(folder: Path, terminal_config: Path) -> Iterator[tuple[Lab, Path]]:
+    """Printer + drawer, scanner and ZVT card terminal from hw-sim, wired into the config.
+
+    Receipts the simulated printer "prints" are appended to receipts.txt beside them.
+    """
+    receipts = folder / "receipts.txt"
+
+    def printed(receipt: object) -> None:
+        with receipts.open("a", encoding="utf-8") as f:
+            f.write(getattr(receipt, "text", str(receipt)) + "\n" + "=" * 48 + "\n")
+
+    lab = Lab(folder, drawer_auto_close_s=3.0, on_receipt=printed)
+    where = lab.start()
+    try:
+        with terminal_config.open("a", encoding="utf-8") as f:
+            f.write("\n" + lab.config_snippet())
+            if where.zvt_port:
+                f.write(
+                    "\n[payment]\nenabled = true\n"
+                    f'transport = "tcp"\nhost = "127.0.0.1"\nport = {where.zvt_port}\n'
+                )
+        yield lab, receipts
+    finally:
+        lab.stop()
+
+
+def scan_from_stdin(lab: Lab) -> None:
+    """Each line typed into the demo's terminal is scanned by the simulated scanner."""
+    for line in sys.stdin:
+        code = line.strip()
+        if code and lab.scanner is not None:
+            lab.scanner.scan(code)
+
+
 def demo_catalog() -> Path:
     from terminal.catalog_source import DEMO_CATALOG
 
@@ -126,18 +164,26 @@ def run_demo(folder: Path, port: int = 0) -> int:
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    with central_side(folder) as (broker, _pki, relay_config):
+    with central_side(folder) as (broker, pki, relay_config):
         terminal_config = write_config(folder / "terminal", port)
-        add_uplink(terminal_config, broker, _pki)
-        config = load(terminal_config, environ={})
-        app = create_app(config)
-        url = f"http://127.0.0.1:{port}"
-        print(f"Tillbox demo: store {config.store_id}, terminal {config.terminal_id}", flush=True)
-        print(f"  open {url}/  (PINs: cashier 1111, manager 9999)", flush=True)
-        print(f"  API docs {url}/docs", flush=True)
-        print(f"  broker mqtts://{broker.host}:{broker.port} (logs in {broker.folder})", flush=True)
-        print(f"  relay on SQLite: tillbox relay status --config {relay_config}", flush=True)
-        print(f"  state: {folder}", flush=True)
-        print("  Ctrl-C stops the demo.", flush=True)
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        add_uplink(terminal_config, broker, pki)
+        with simulated_devices(folder / "devices", terminal_config) as (lab, receipts):
+            config = load(terminal_config, environ={})
+            app = create_app(config)
+            url = f"http://127.0.0.1:{port}"
+            for line in (
+                f"Tillbox demo: store {config.store_id}, terminal {config.terminal_id}",
+                f"  open {url}/  (PINs: cashier 1111, manager 9999)",
+                f"  API docs {url}/docs",
+                f"  broker mqtts://{broker.host}:{broker.port} (logs in {broker.folder})",
+                f"  relay on SQLite: tillbox relay status --config {relay_config}",
+                f"  simulated printer, drawer, scanner and card terminal in {folder / 'devices'}",
+                f"  printed receipts appear in {receipts}",
+                "  type a barcode (e.g. 43742844) and Enter here to scan it",
+                f"  state: {folder}",
+                "  Ctrl-C stops the demo.",
+            ):
+                print(line, flush=True)
+            threading.Thread(target=scan_from_stdin, args=(lab,), daemon=True).start()
+            uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     return 0

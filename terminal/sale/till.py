@@ -91,6 +91,7 @@ class Sale:
     lines: dict[str, Line] = field(default_factory=dict)
     discount: Discount | None = None
     payments: list[Payment] = field(default_factory=list)
+    reversed: list[dict[str, Any]] = field(default_factory=list)  # card payments given back
 
     def totals(self, tax: TaxSetup) -> Totals:
         inputs = [
@@ -118,11 +119,26 @@ class Shift:
 
 
 @dataclass(slots=True)
+class CardOp:
+    """A card-terminal operation journaled as intended and not finished yet (payments.md)."""
+
+    payment_id: str
+    kind: str  # "payment", "refund" or "reversal"
+    sale_id: str
+    amount: int
+    intent: dict[str, Any]  # the payment.intent data
+    state: str = "started"  # then "result_received"; "needs_review" waits for a manager
+    result: dict[str, Any] | None = None
+    review: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
 class TillState:
     shift: Shift | None = None
     sales: dict[str, Sale] = field(default_factory=dict)
     receipt_counter: int = 0
     seq: int = 0
+    card_ops: dict[str, CardOp] = field(default_factory=dict)
 
 
 def parse_quantity(value: str | int | Decimal, unit: Unit) -> Decimal:
@@ -237,6 +253,7 @@ class Till:
     def close_shift(self, counted: int, user: str) -> list[Event]:
         shift = self.shift()
         _check_amount(counted, "counted cash", allow_zero=True)
+        self._no_card_ops()
         if self.state.sales:
             raise Conflict(
                 "sales_open",
@@ -274,6 +291,36 @@ class Till:
                 },
             )
         ]
+
+    def drawer_kicked(
+        self,
+        reason: Literal["sale", "refund", "cash_movement"],
+        opened: bool | None,
+        *,
+        user: str | None = None,
+        sale_id: str | None = None,
+        receipt_no: str | None = None,
+    ) -> list[Event]:
+        """The drawer was kicked by itself after a cash tender or cash movement.
+
+        `opened` is what the drawer's sensor saw (False: it stayed shut, a jam; None: no
+        sensor). Unlike a no-sale this needs no approval and is not counted in the report.
+        """
+        if reason not in ("sale", "refund", "cash_movement"):
+            raise Invalid("bad_reason", f"Unknown drawer kick reason {reason!r}.")
+        shift = self.state.shift
+        data: dict[str, Any] = {
+            "shift_id": shift.shift_id if shift else None,
+            "reason": reason,
+            "opened": opened,
+            "user": user,
+        }
+        if sale_id is not None:
+            data["sale_id"] = sale_id
+        if receipt_no is not None:
+            # Not "receipt_no": the journal finds receipts by that field.
+            data["for_receipt"] = receipt_no
+        return [("drawer.opened", data)]
 
     def open_sale(self, sale_id: str, cashier: str) -> list[Event]:
         shift = self.shift()
@@ -389,6 +436,7 @@ class Till:
     ) -> list[Event]:
         """Take a tender; the sale completes in the same step when it is fully paid."""
         sale = self.sale(sale_id)
+        self._no_card_op(sale_id, payment_id)
         if not sale.lines:
             raise Conflict("empty_sale", "Add an item before taking payment.")
         due = self.due(sale)
@@ -414,15 +462,8 @@ class Till:
             else:
                 pay = {"amount": given, "tendered": given, "change": 0, "rounding": 0}
         elif method == "card":
-            value = due if amount is None else amount
-            _check_amount(value, "card amount")
-            if value > due:
-                raise Invalid(
-                    "card_over_due",
-                    f"A card payment cannot be more than the {due} still due. Lower the amount.",
-                )
             pay = {
-                "amount": value,
+                "amount": _card_amount(due, amount),
                 "tendered": None,
                 "change": 0,
                 "rounding": 0,
@@ -442,6 +483,7 @@ class Till:
 
     def complete(self, sale_id: str) -> list[Event]:
         sale = self.sale(sale_id)
+        self._no_card_op(sale_id)
         if not sale.lines:
             raise Conflict("empty_sale", "Add an item before completing the sale.")
         due = self.due(sale)
@@ -451,6 +493,7 @@ class Till:
 
     def void(self, sale_id: str, reason: str, user: str, approved_by: str) -> list[Event]:
         sale = self.sale(sale_id)
+        self._no_card_op(sale_id)
         _check_reason(reason)
         if any(p.method != "cash" for p in sale.payments):
             raise Conflict(
@@ -470,7 +513,8 @@ class Till:
                     "total": self.totals(sale).total,
                     "lines": len(sale.lines),
                     "returned": [{"method": p.method, "amount": p.amount} for p in sale.payments],
-                },
+                }
+                | ({"reversed": list(sale.reversed)} if sale.reversed else {}),
             )
         ]
 
@@ -484,13 +528,19 @@ class Till:
         reason: str,
         user: str,
         approved_by: str,
+        *,
+        card_refund: Mapping[str, Any] | None = None,
+        op_id: str | None = None,
     ) -> list[Event]:
         """Refund some or all of a completed sale, never more than was sold or paid.
 
         `original` is the sale.completed data and `refunds` the sale.refunded data already
         journaled for it; `lines` maps line ids to quantities (None: everything left).
+        `card_refund` is what the card terminal reported for the card part, when the card
+        operation `op_id` paid it back.
         """
         shift = self.shift()
+        self._no_card_op(original["sale_id"], op_id)
         _check_reason(reason)
         sold = {li["line_id"]: li for li in original["lines"]}
         done_qty: dict[str, Decimal] = {}
@@ -568,11 +618,18 @@ class Till:
             t["net"] += ol["gross"] - ol["tax"]
         total = sum(ol["gross"] for ol in out_lines)
         payments, rounding = self._refund_tenders(original, refunds, total, to)
+        extra: dict[str, Any] = {}
+        if op_id is not None:
+            extra["payment_op"] = op_id
+            for p in payments:
+                if p["method"] == "card":
+                    p["card_refund"] = _masked_card(card_refund)
         number = self.state.receipt_counter + 1
         return [
             (
                 "sale.refunded",
-                {
+                extra
+                | {
                     "sale_id": original["sale_id"],
                     "refund_id": refund_id,
                     "receipt_no": self.policy.receipt_no(number),
@@ -587,6 +644,299 @@ class Till:
                     "total": total,
                     "rounding": rounding,
                     "payments": payments,
+                },
+            )
+        ]
+
+    # -- card-terminal operations (terminal/payments.py drives them; docs/payments.md) ---
+
+    def card_op(self, payment_id: str) -> CardOp:
+        try:
+            return self.state.card_ops[payment_id]
+        except KeyError:
+            raise NotFound(
+                "unknown_payment", "No unfinished card payment with that id is on this till."
+            ) from None
+
+    def card_payment_intent(
+        self, sale_id: str, payment_id: str, amount: int | None, terminal: Mapping[str, Any]
+    ) -> list[Event]:
+        """Journal a card payment before the terminal is asked for it (06 01)."""
+        sale = self.sale(sale_id)
+        self._no_card_op(sale_id)
+        if not sale.lines:
+            raise Conflict("empty_sale", "Add an item before taking payment.")
+        due = self.due(sale)
+        if due <= 0:
+            raise Conflict("already_paid", "This sale is already paid. Complete it.")
+        value = _card_amount(due, amount)
+        return [self._intent(payment_id, "payment", sale_id, value, terminal, {})]
+
+    def card_refund_intent(
+        self,
+        original: Mapping[str, Any],
+        refunds: Sequence[Mapping[str, Any]],
+        refund_id: str,
+        payment_id: str,
+        lines: Mapping[str, str | Decimal | int] | None,
+        reason: str,
+        user: str,
+        approved_by: str,
+        terminal: Mapping[str, Any],
+    ) -> list[Event]:
+        """Journal a refund whose card part goes back through the terminal (06 31).
+
+        A refund without a card part needs no terminal: its events are returned as they are.
+        """
+        events = self.refund(
+            original, refunds, refund_id, lines, "original", reason, user, approved_by
+        )
+        cards = [p for p in events[0][1]["payments"] if p["method"] == "card"]
+        if not cards:
+            return events
+        if len(cards) > 1:
+            raise Conflict(
+                "refund_several_cards",
+                "This refund goes back to more than one card. Refund the lines of each card "
+                "payment separately, or refund to cash.",
+            )
+        detail = {
+            "refund": {
+                "refund_id": refund_id,
+                "lines": None if lines is None else {k: str(v) for k, v in lines.items()},
+                "reason": reason,
+                "user": user,
+                "approved_by": approved_by,
+                "original_payment_id": cards[0]["payment_id"],
+            }
+        }
+        sale_id = original["sale_id"]
+        return [self._intent(payment_id, "refund", sale_id, cards[0]["amount"], terminal, detail)]
+
+    def card_reversal_intent(
+        self, sale_id: str, payment_id: str, original_payment_id: str, terminal: Mapping[str, Any]
+    ) -> list[Event]:
+        """Journal the reversal (06 30) of a card payment on an open sale, before sending it."""
+        sale = self.sale(sale_id)
+        self._no_card_op(sale_id)
+        pay = next(
+            (p for p in sale.payments if p.payment_id == original_payment_id and p.card),
+            None,
+        )
+        if pay is None or pay.card is None:
+            raise NotFound("unknown_payment", "That sale has no card payment with this id.")
+        receipt = pay.card.get("receipt")
+        if receipt is None:
+            raise Conflict(
+                "no_card_receipt",
+                "This card payment has no terminal receipt number, so the terminal cannot "
+                "reverse it. Complete the sale and refund it instead.",
+            )
+        detail = {"reversal": {"original_payment_id": original_payment_id, "receipt": receipt}}
+        return [self._intent(payment_id, "reversal", sale_id, pay.amount, terminal, detail)]
+
+    def _intent(
+        self,
+        payment_id: str,
+        kind: str,
+        sale_id: str,
+        amount: int,
+        terminal: Mapping[str, Any],
+        detail: Mapping[str, Any],
+    ) -> Event:
+        data = {
+            "payment_id": payment_id,
+            "kind": kind,
+            "sale_id": sale_id,
+            "amount": amount,
+            "currency": self.policy.currency,
+            "terminal": dict(terminal),
+        }
+        return ("payment.intent", data | dict(detail))
+
+    def card_result(self, payment_id: str, result: Mapping[str, Any]) -> list[Event]:
+        """The terminal's result, journaled before the terminal gets our acknowledgement."""
+        op = self.card_op(payment_id)
+        return [
+            (
+                "payment.result_received",
+                {
+                    "payment_id": payment_id,
+                    "sale_id": op.sale_id,
+                    "kind": op.kind,
+                    "outcome": result["outcome"],
+                    "result_code": result.get("result_code"),
+                    "message": result.get("message", ""),
+                    "amount": result.get("amount"),
+                    "card": _masked_card(result.get("card")),
+                },
+            )
+        ]
+
+    def card_done(
+        self,
+        payment_id: str,
+        card: Mapping[str, Any],
+        original: Mapping[str, Any] | None = None,
+        refunds: Sequence[Mapping[str, Any]] = (),
+    ) -> list[Event]:
+        """The terminal booked it: the sale is paid, the refund or the reversal recorded.
+
+        A refund needs its original sale's `sale.completed` data and earlier refunds.
+        """
+        return self._card_booked(self.card_op(payment_id), card, original, refunds)
+
+    def _card_booked(
+        self,
+        op: CardOp,
+        card: Mapping[str, Any],
+        original: Mapping[str, Any] | None,
+        refunds: Sequence[Mapping[str, Any]],
+    ) -> list[Event]:
+        if op.kind == "payment":
+            return self.add_payment(op.sale_id, op.payment_id, "card", amount=op.amount, card=card)
+        if op.kind == "refund":
+            if original is None:
+                raise NotFound("unknown_sale", "The refunded sale is not on this till.")
+            r = op.intent["refund"]
+            return self.refund(
+                original,
+                refunds,
+                r["refund_id"],
+                r["lines"],
+                "original",
+                r["reason"],
+                r["user"],
+                r["approved_by"],
+                card_refund=card,
+                op_id=op.payment_id,
+            )
+        return [
+            (
+                "payment.reversed",
+                {
+                    "payment_id": op.payment_id,
+                    "sale_id": op.sale_id,
+                    "original_payment_id": op.intent["reversal"]["original_payment_id"],
+                    "amount": op.amount,
+                    "card": _masked_card(card),
+                },
+            )
+        ]
+
+    def card_failed(
+        self, payment_id: str, outcome: str, result_code: int | None, message: str, reason: str
+    ) -> list[Event]:
+        """Not paid: declined, cancelled, timed out, or found not booked after a restart."""
+        op = self.card_op(payment_id)
+        return [
+            (
+                "payment.failed",
+                {
+                    "payment_id": payment_id,
+                    "sale_id": op.sale_id,
+                    "kind": op.kind,
+                    "amount": op.amount,
+                    "outcome": outcome,
+                    "result_code": result_code,
+                    "message": message,
+                    "reason": reason,
+                },
+            )
+        ]
+
+    def card_needs_review(
+        self, payment_id: str, reason: str, message: str, seen: Mapping[str, Any] | None
+    ) -> list[Event]:
+        """Unclear whether the terminal booked it: block the sale for a manager's decision."""
+        op = self.card_op(payment_id)
+        terminal = None
+        if seen is not None:
+            terminal = {"amount": seen.get("amount"), **(_masked_card(seen) or {})}
+        return [
+            (
+                "payment.needs_review",
+                {
+                    "payment_id": payment_id,
+                    "sale_id": op.sale_id,
+                    "kind": op.kind,
+                    "amount": op.amount,
+                    "reason": reason,
+                    "message": message,
+                    "terminal": terminal,
+                },
+            )
+        ]
+
+    def resolve_card_op(
+        self,
+        payment_id: str,
+        decision: str,
+        approved_by: str,
+        note: str,
+        card: Mapping[str, Any] | None = None,
+        original: Mapping[str, Any] | None = None,
+        refunds: Sequence[Mapping[str, Any]] = (),
+    ) -> list[Event]:
+        """A manager's decision on a payment in review, from the terminal's own records."""
+        op = self.card_op(payment_id)
+        if op.state != "needs_review":
+            raise Conflict(
+                "not_in_review", "This card payment is not waiting for a manager's decision."
+            )
+        if len(note) > 200:
+            raise Invalid("bad_reason", "Give a short note (at most 200 characters).")
+        booked: list[Event] = []
+        if decision == "paid":
+            if not card or card.get("receipt") is None or card.get("trace") is None:
+                raise Invalid(
+                    "bad_resolution",
+                    "To record it as paid, give the receipt and trace numbers printed on the "
+                    "terminal's receipt.",
+                )
+            booked = self._card_booked(op, card, original, refunds)
+        elif decision != "not_paid":
+            raise Invalid("bad_resolution", "Decide 'paid' or 'not_paid'.")
+        resolved = {
+            "payment_id": payment_id,
+            "sale_id": op.sale_id,
+            "kind": op.kind,
+            "amount": op.amount,
+            "decision": decision,
+            "approved_by": approved_by,
+            "note": note,
+        }
+        return [("payment.resolved", resolved), *booked]
+
+    def settle_batch(
+        self,
+        settlement_id: str,
+        terminal: Mapping[str, Any],
+        journal: Mapping[str, Any],
+        approved_by: str,
+    ) -> list[Event]:
+        """Journal an end-of-day: the terminal's and the journal's totals and every difference.
+
+        Each side is {`receipt_from`, `receipt_to`, `brands`: [{`name`, `count`, `total`}]}.
+        """
+        self._no_card_ops()
+        differences = _batch_differences(terminal["brands"], journal["brands"])
+        receipts_match = (terminal["receipt_from"], terminal["receipt_to"]) == (
+            journal["receipt_from"],
+            journal["receipt_to"],
+        )
+        return [
+            (
+                "payment.batch_settled",
+                {
+                    "settlement_id": settlement_id,
+                    "approved_by": approved_by,
+                    "currency": self.policy.currency,
+                    "terminal": dict(terminal),
+                    "journal": dict(journal),
+                    "differences": differences,
+                    "receipts_match": receipts_match,
+                    "balanced": not differences and receipts_match,
                 },
             )
         ]
@@ -649,6 +999,7 @@ class Till:
             st.sales[data["sale_id"]].discount = Discount.from_data(data["discount"])
         elif type_ == "sale.payment_added":
             st.sales[data["sale_id"]].payments.append(_payment_from(data))
+            st.card_ops.pop(data["payment_id"], None)
         elif type_ == "sale.completed":
             st.sales.pop(data["sale_id"], None)
             st.receipt_counter = max(st.receipt_counter, receipt_number(data["receipt_no"]))
@@ -661,13 +1012,58 @@ class Till:
                 st.shift.totals.voids_total += data["total"]
         elif type_ == "sale.refunded":
             st.receipt_counter = max(st.receipt_counter, receipt_number(data["receipt_no"]))
+            st.card_ops.pop(data.get("payment_op", ""), None)
             if st.shift:
                 st.shift.totals.add_refund(data)
+        elif type_ == "payment.intent":
+            pid, kind = data["payment_id"], data["kind"]
+            st.card_ops[pid] = CardOp(pid, kind, data["sale_id"], data["amount"], dict(data))
+        elif type_ in ("payment.result_received", "payment.needs_review"):
+            op = st.card_ops.get(data["payment_id"])
+            if op is not None and type_ == "payment.result_received":
+                op.state, op.result = "result_received", dict(data)
+            elif op is not None:
+                op.state, op.review = "needs_review", dict(data)
+        elif type_ in ("payment.failed", "payment.resolved"):
+            st.card_ops.pop(data["payment_id"], None)
+        elif type_ == "payment.reversed":
+            st.card_ops.pop(data["payment_id"], None)
+            sale = st.sales[data["sale_id"]]
+            gone = data["original_payment_id"]
+            sale.payments = [p for p in sale.payments if p.payment_id != gone]
+            sale.reversed.append(
+                {"payment_id": gone, "amount": data["amount"], "card": data.get("card")}
+            )
 
     # -- helpers -----------------------------------------------------------------------
 
+    def _no_card_op(self, sale_id: str, mine: str | None = None) -> None:
+        """Refuse to touch a sale while a card operation on it is unfinished."""
+        for op in self.state.card_ops.values():
+            if op.sale_id != sale_id or op.payment_id == mine:
+                continue
+            if op.state == "needs_review":
+                raise Conflict(
+                    "payment_needs_review",
+                    "A card payment on this sale needs a manager's decision first: ask a "
+                    "manager to check it under payments to review.",
+                )
+            raise Conflict(
+                "payment_in_progress",
+                "A card payment is running on this sale. Wait for its result, or abort it.",
+            )
+
+    def _no_card_ops(self) -> None:
+        if self.state.card_ops:
+            raise Conflict(
+                "card_ops_pending",
+                f"{len(self.state.card_ops)} card payment(s) are unfinished or wait for a "
+                "manager's decision. Finish or resolve them first.",
+            )
+
     def _editable(self, sale_id: str) -> Sale:
         sale = self.sale(sale_id)
+        self._no_card_op(sale_id)
         if sale.payments:
             raise Conflict(
                 "payment_taken",
@@ -812,6 +1208,43 @@ def _check_amount(value: int, what: str, allow_zero: bool = False) -> None:
         raise Invalid("bad_amount", f"The {what} is implausibly large. Check the amount.")
 
 
+def _card_amount(due: int, amount: int | None) -> int:
+    value = due if amount is None else amount
+    _check_amount(value, "card amount")
+    if value > due:
+        raise Invalid(
+            "card_over_due",
+            f"A card payment cannot be more than the {due} still due. Lower the amount.",
+        )
+    return value
+
+
+def _batch_differences(
+    terminal: Sequence[Mapping[str, Any]], journal: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per brand where the two sides disagree: both sides and terminal minus journal."""
+    sides: dict[str, dict[str, dict[str, int]]] = {}
+    for side, brands in (("terminal", terminal), ("journal", journal)):
+        for b in brands:
+            entry = sides.setdefault(b["name"], {})
+            entry[side] = {"count": b["count"], "total": b["total"]}
+    out = []
+    zero = {"count": 0, "total": 0}
+    for name, entry in sides.items():
+        t, j = entry.get("terminal", zero), entry.get("journal", zero)
+        if t != j:
+            out.append(
+                {
+                    "brand": name,
+                    "terminal": t,
+                    "journal": j,
+                    "count": t["count"] - j["count"],
+                    "total": t["total"] - j["total"],
+                }
+            )
+    return out
+
+
 def _check_reason(reason: str) -> None:
     if not reason.strip() or len(reason) > 200:
         raise Invalid("bad_reason", "Give a short reason (1 to 200 characters).")
@@ -819,6 +1252,7 @@ def _check_reason(reason: str) -> None:
 
 _CARD_FIELDS = (
     "brand",
+    "card_type",
     "masked_pan",
     "auth_code",
     "trace",

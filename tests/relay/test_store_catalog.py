@@ -49,7 +49,7 @@ def test_gs1_check_digits() -> None:
     assert gtin_problem("4006381333931") is None  # EAN-13
     assert gtin_problem("96385074") is None  # EAN-8
     assert gtin_problem("036000291452") is None  # UPC-A
-    assert "check digit is wrong (expected 1)" in str(gtin_problem("4006381333932"))
+    assert "check digit is wrong (expected 1)" in str(gtin_problem("4012345678902"))
     assert "8, 12 or 13 digits" in str(gtin_problem("12345"))
     assert "digits only" in str(gtin_problem("40063813339X1"))
 
@@ -57,7 +57,7 @@ def test_gs1_check_digits() -> None:
 def test_json_errors_name_the_item_and_field() -> None:
     doc = demo()
     doc["items"][0]["price"] = 0
-    doc["items"][1]["barcodes"] = ["4006381333932"]
+    doc["items"][1]["barcodes"] = ["4012345678902"]
     doc["items"][2]["sku"] = doc["items"][3]["sku"]
     doc["items"][4]["barcodes"] = list(doc["items"][5]["barcodes"])
     doc["items"][6]["unit"] = "litre"
@@ -67,7 +67,7 @@ def test_json_errors_name_the_item_and_field() -> None:
         parse_catalog_json(json.dumps(doc), "cat.json")
     found = "\n".join(problems(err))
     assert "items[0] (sku BK-0001), field price: a positive whole number" in found
-    assert "items[1] (sku BK-0002), field barcodes: 4006381333932: the EAN-13 check digit" in found
+    assert "items[1] (sku BK-0002), field barcodes: 4012345678902: the EAN-13 check digit" in found
     assert f"sku: {doc['items'][3]['sku']} is also used by" in found
     assert f"barcodes: {doc['items'][5]['barcodes'][0]} is also used by" in found
     assert "field unit: each or kg" in found
@@ -93,14 +93,14 @@ def test_csv_loads_and_names_row_and_column() -> None:
         {"id": "bakery", "name": "Backwaren"},
         {"id": "produce", "name": "produce"},
     ]
-    bad = HEADER + "A-1,Brot,2.49,reduced,each,4006381333932,bakery\n"
+    bad = HEADER + "A-1,Brot,2.49,reduced,each,4012345678902,bakery\n"
     bad += "A-1,Milch,-5,reduced,each,4006381333931,\n"
     bad += ",Käse,100,,each,,\n"
     with pytest.raises(DocumentError) as err:
         parse_catalog_csv(bad, "c.csv")
     assert problems(err) == [
         "row 2, column price: a positive whole number of minor units (199 for 1.99)",
-        "row 2, column barcodes: 4006381333932: the EAN-13 check digit is wrong (expected 1)",
+        "row 2, column barcodes: 4012345678902: the EAN-13 check digit is wrong (expected 1)",
         "row 3, column price: a positive whole number of minor units (199 for 1.99)",
         "row 4, column sku: 1-64 letters, digits, '.', '_', '/' or '-'",
         "row 4, column tax_class: a tax class name like standard or reduced",
