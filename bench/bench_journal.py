@@ -21,7 +21,7 @@ from typing import Any
 
 from benchlib import Shop, machine, ms, pct, raw_commit, raw_store, table, verdict
 
-from terminal.journal import NewEvent
+from terminal.journal import Checkpointer, NewEvent
 from tillbox.contract import canonical, event_hash
 
 TARGET_RATIO = 2.0
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         shop = Shop(folder / "state", port=8080, durable=True)
         shop.open_shift()
         raw = raw_store(folder / "raw.sqlite")
+        checkpointer = Checkpointer(shop.config.journal_path)
         journal = Side(shop.config.journal_path)
         baseline = Side(folder / "raw.sqlite")
         cpu_ns: list[int] = []
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                 new: list[NewEvent] = new, at: str = shop.at, out: list[Any] = out
             ) -> None:
                 out.extend(shop.journal.append(new, at))
+                # As the daemon does: the WAL is checkpointed on another thread, not in here.
+                if shop.journal.checkpoint_due():
+                    checkpointer.request()
 
             def raw_op(payload: str = payload) -> None:
                 raw_commit(raw, payload)
@@ -131,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu_ns.append(c)
                 payload_bytes.append(len(payload.encode()))
                 lines.append(n_lines)
+        checkpointer.close()
         shop.journal.close()
         raw.close()
 
