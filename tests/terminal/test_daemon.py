@@ -201,7 +201,8 @@ def test_event_stream_pushes_cart_changes(daemon: Daemon) -> None:
             "GET", f"{daemon.url}{API}/events", params={"token": token}, timeout=10
         ) as stream:
             for line in stream.iter_lines():
-                if line.startswith("data: "):
+                # Device health and uplink news share the stream; wait for the sale's event.
+                if line.startswith("data: ") and json.loads(line[6:])["type"].startswith("sale."):
                     seen.append(json.loads(line[6:]))
                     return
 
