@@ -79,6 +79,10 @@ def connect(
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=5000")
+    if readonly:
+        # Readers look up a sale or a receipt by index; a small page cache each keeps the
+        # daemon's memory within the box's budget (the writer keeps SQLite's default).
+        conn.execute("PRAGMA cache_size=-512")
     return conn
 
 

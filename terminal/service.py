@@ -21,6 +21,7 @@ from .sale import Catalog, Conflict, Event, NotFound, Sale, Till, cash_round
 log = logging.getLogger("tillbox.service")
 T = TypeVar("T")
 Decide = Callable[[Till], list[Event]]
+MAX_REMEMBERED_REQUESTS = 10_000
 SALE_DONE = ("sale.completed", "sale.refunded", "sale.voided")
 
 
@@ -193,6 +194,9 @@ class TillService:
                 self.till.apply(env["type"], env["data"], env["seq"], env["at"])
         if request is not None and envelopes:
             self._requests[request.key] = (request.digest, envelopes[0]["seq"])
+            if len(self._requests) > MAX_REMEMBERED_REQUESTS:
+                # A retry comes within seconds; the oldest keys (dicts keep order) can go.
+                del self._requests[next(iter(self._requests))]
         for env in envelopes:
             self._publish({"type": env["type"], "seq": env["seq"], "data": env["data"]})
         if self.journal.checkpoint_due() and self._checkpointer is not None:
