@@ -197,7 +197,7 @@ def test_errors_come_in_the_cashiers_words(kiosk: Kiosk) -> None:
     )
     kiosk.login()
     kiosk.open_shift()
-    for code in ("4006381333931", "4006381333932"):  # no item has it; a misread check digit
+    for code in ("4012345678901", "4012345678902"):  # no item has it; a misread check digit
         kiosk.scan(code)
         shown = kiosk.error_text()
         kiosk.dismiss_error()

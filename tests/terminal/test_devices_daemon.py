@@ -187,7 +187,7 @@ def test_bad_scanner_lines_never_change_the_sale(rig: Rig) -> None:
     rig.stream.wait(device_event("scan_dropped", reason="garbage"))
     rig.scanner.send_overlong(200)
     rig.stream.wait(device_event("scan_dropped", reason="overlong"))
-    rig.scanner.scan("4006381333932")  # wrong check digit
+    rig.scanner.scan("4012345678902")  # wrong check digit
     refused = rig.stream.wait(device_event("scan_refused", code="bad_barcode"))
     assert "not valid" in refused["message"]
     rig.scanner.scan("4006381333931")  # a valid EAN no item has
