@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -71,7 +71,7 @@ class RelayProc:
         broker: DevBroker,
         db_url: str,
         client_id: str = "bench-relay-1",
-        **ingest: int,
+        ingest: Mapping[str, int] | None = None,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         ident = certs.relay_files(broker.certs_dir)
@@ -87,7 +87,7 @@ class RelayProc:
             "[database]",
             f'url = "{db_url}"',
             "[ingest]",
-            *(f"{k} = {v}" for k, v in ingest.items()),
+            *(f"{k} = {v}" for k, v in (ingest or {}).items()),
         ]
         self.config = folder / f"{client_id}.toml"
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                     encoding="utf-8",
                 )
                 relay_db = folder / "relay" / f"relay-{i}.sqlite"
-                relay = RelayProc(folder / "relay", broker, f"sqlite:///{relay_db}", **ingest)
+                relay = RelayProc(folder / "relay", broker, f"sqlite:///{relay_db}", ingest=ingest)
                 with relay, Daemon(shop.config_path, port, folder / f"daemon-{i}.log") as daemon:
                     drains.append(drain(daemon.url, relay_db, head))
                 counts.append(relay_counts(relay.stop()))

@@ -461,6 +461,15 @@ class Shop:
     def relay_head(self, term: Terminal) -> int:
         return self.store.head(STORE, term.terminal_id)[0]
 
+    def wait_relay_past(self, term: Terminal, seq: int, timeout: float = 90.0) -> int:
+        """Until the relay has stored `term`'s events up to `seq` at least; its head."""
+        head: int = wait_for(
+            f"the relay past seq {seq}",
+            lambda: (n := self.relay_head(term)) >= seq and n,
+            timeout,
+        )
+        return head
+
     def wait_drained(self, term: Terminal, timeout: float = 60.0) -> int:
         """Until the relay's ack covers the whole journal and the outbox is empty; the head."""
 

@@ -38,8 +38,8 @@ class Observer:
         self.seqs.append(json.loads(msg.payload)["seq"])
 
     def first_arrivals(self) -> list[int]:
-        seen: set[int] = set()
-        return [s for s in list(self.seqs) if not (s in seen or seen.add(s))]
+        """Each seq once, where it first came."""
+        return list(dict.fromkeys(list(self.seqs)))
 
     def close(self) -> None:
         self.client.disconnect()

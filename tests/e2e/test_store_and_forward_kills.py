@@ -15,7 +15,7 @@ import random
 
 import pytest
 
-from tests.e2e.conftest import Shop, Terminal, wait_for
+from tests.e2e.conftest import Shop, Terminal
 
 BOTH_DATABASES = pytest.mark.parametrize("relay_db", ["sqlite", "postgresql"], indirect=True)
 
@@ -33,7 +33,7 @@ def kill_the_till_while_draining(shop: Shop, backlog: int, kills: int, seed: int
     span = max(2, head // (kills + 2))
     for n in range(kills):
         mark = mark_ahead(rng, shop, till, head, span)
-        wait_for(f"the relay past seq {mark}", lambda m=mark: shop.relay_head(till) >= m, 90)
+        shop.wait_relay_past(till, mark)
         till.kill()  # wherever the daemon is: publishing, deleting acked rows, reading an ack
         stored = shop.relay_head(till)
         assert stored < head, f"kill {n + 1} came after the drain; grow the backlog"
@@ -62,7 +62,7 @@ def kill_the_relay_while_ingesting(shop: Shop, backlog: int, kills: int, seed: i
     span = max(2, head // (kills + 2))
     for n in range(kills):
         mark = mark_ahead(rng, shop, till, head, span)
-        wait_for(f"the relay past seq {mark}", lambda m=mark: shop.relay_head(till) >= m, 90)
+        shop.wait_relay_past(till, mark)
         relay.kill()
         assert shop.relay_head(till) < head, f"kill {n + 1} came after the drain"
         relay.start()

@@ -60,10 +60,7 @@ def resets_while_draining(shop: Shop, backlog: int, resets: int, seed: int) -> N
     head = till.health()["journal"]["seq"]
     for _ in range(resets):
         mark = shop.relay_head(till) + rng.randint(50, max(51, head // (resets + 1)))
-        reached = wait_for(
-            f"the relay past seq {mark}", lambda m=mark: shop.relay_head(till) >= m, timeout=60
-        )
-        assert reached
+        shop.wait_relay_past(till, mark, timeout=60)
         proxy.drop()
     assert shop.relay_head(till) < head, "the drain ended before the last reset; grow the backlog"
     shop.wait_drained(till, timeout=120)
