@@ -130,7 +130,8 @@ build_disk() {
     mkdir -p "$staging/select" "$staging/boot" "$staging/data/rauc" "$staging/data/tillbox"
     cp "$here/rpi/autoboot.txt" "$staging/select/"
     cp -a "$OUT/rootfs/boot/firmware/." "$staging/boot/"
-    cp "$here/rpi/config.txt" "$staging/boot/config.txt"
+    # raspi-firmware wrote config.txt naming Debian's kernel and initrd; add ours.
+    cat "$OUT/rootfs/boot/firmware/config.txt" "$here/rpi/config.txt" > "$staging/boot/config.txt"
     sed 's/@SLOT@/A/; s/@ROOT@/mmcblk0p5/' "$here/rpi/cmdline.txt" > "$staging/boot/cmdline.txt"
     # Slot B starts as a copy of A that names itself B; the first update overwrites it.
     cp -a "$staging/boot" "$staging/boot-b"

@@ -78,7 +78,7 @@ def test_the_disk_has_select_boot_ab_system_ab_and_data(images: tuple[Path, Path
     kinds = {n: kind for n, (kind, _, _) in parts.items()}
     assert kinds == {1: 0x0C, 2: 0x0C, 3: 0x0C, 4: 0x0F, 5: 0x83, 6: 0x83, 7: 0x83}
     sizes = {n: size // MiB for n, (_, _, size) in parts.items() if n != 4}
-    assert sizes == {1: 32, 2: 256, 3: 256, 5: 2048, 6: 2048, 7: 1024}
+    assert sizes == {1: 32, 2: 256, 3: 256, 5: 3072, 6: 3072, 7: 1024}
     for n, (_, start, size) in parts.items():
         assert start % MiB == 0 and size % MiB == 0, f"partition {n} is not 1 MiB aligned"
     starts = [parts[n][1] for n in (1, 2, 3, 5, 6, 7)]
