@@ -11,6 +11,7 @@ import { emit, on, state } from "./state.js";
 let queue = Promise.resolve();
 let creating = null;
 let refreshQueued = false;
+let adopting = null; // a sale opened elsewhere, taken up once fetched
 const ownKeys = new Set(); // Idempotency-Keys this screen sent: their events need no refetch
 
 /** Runs sale changes one after another, so answers never overtake each other. */
@@ -59,14 +60,18 @@ function followEvent(msg) {
   if (data.request && ownKeys.has(data.request.id)) return;
   const current = state.sale;
   const adopt = msg.type === "sale.opened" && !creating && current?.status !== "open";
-  if (!adopt && data.sale_id !== current?.sale_id) return;
+  if (adopt) adopting = data.sale_id;
+  // until the adopted sale is fetched, its next events (a line a moment later) count as its own
+  if (!adopt && data.sale_id !== current?.sale_id && data.sale_id !== adopting) return;
   if (refreshQueued) return;
   refreshQueued = true;
   serial(async () => {
     refreshQueued = false;
     try {
       const sale = await get(`sales/${data.sale_id}`);
-      if (adopt || sale.sale_id === state.sale?.sale_id) setSale(sale);
+      const ours = sale.sale_id === adopting || sale.sale_id === state.sale?.sale_id;
+      if (sale.sale_id === adopting) adopting = null;
+      if (ours) setSale(sale);
       if (msg.type === "sale.line_added") flashLast();
     } catch {
       // the next event or resync fetches it again
