@@ -9,7 +9,9 @@ Three phases, each with its own freshly queued backlog and an empty database:
    same broker (PUBACK per message, nothing stored) - what broker and client allow;
 2. one relay instance - target >= 5,000 events/s;
 3. two instances on one shared subscription and one SQLite file: each one's share and the
-   combined rate, recorded (no target; see docs/relay.md "Scaling out").
+   combined rate, recorded (no target; see docs/relay.md "Scaling out");
+4. one instance without its ledger and connector workers (Relay(connectors=False)): what
+   ingest alone does when it has the process to itself, recorded (no target).
 
 Always exits 0.
 """
@@ -20,8 +22,8 @@ import argparse
 import contextlib
 import json
 import multiprocessing
+import os
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -38,34 +40,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.pool import NullPool
 
 from terminal.journal import Reader
 from tillbox import certs
 from tillbox.contract import GENESIS_HASH, event_hash, events_topic
-from tillbox.devbroker import SHIPPED_DIR, DevBroker
+from tillbox.devbroker import DevBroker
 
 TARGET_RATE = 5_000.0
 GROUP = "$share/relay/tillbox/v1/+/+/events"
 _COUNTS = re.compile(r"relay stopped: received (\d+) messages in (\d+) batches; stored (\d+)")
-
-
-def bench_broker_config(folder: Path) -> Path:
-    """The shipped Mosquitto configuration and ACL, but saving its state every 60 s instead
-    of after every 10 changes: each save rewrites the whole file, and with tens of thousands
-    of queued events that alone would take minutes (see docs/benchmarks.md)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    conf = (SHIPPED_DIR / "mosquitto.conf").read_text(encoding="utf-8")
-    for old, new in (
-        ("autosave_on_changes true", "autosave_on_changes false"),
-        ("autosave_interval 10", "autosave_interval 60"),
-    ):
-        if old not in conf:
-            raise RuntimeError(f"the shipped mosquitto.conf has no `{old}` line any more")
-        conf = conf.replace(old, new)
-    (folder / "mosquitto.conf").write_text(conf, encoding="utf-8")
-    shutil.copyfile(SHIPPED_DIR / "acl", folder / "acl")
-    return folder
 
 
 def templates(folder: Path, count: int) -> list[tuple[str, dict[str, Any]]]:
@@ -212,10 +195,11 @@ def raw_phase(broker: DevBroker, store: str, streams: dict[str, list[bytes]]) ->
 
 
 class Heads:
-    """Polls how many events of a store the relay has stored in order (sum of its heads)."""
+    """Polls how many events of a store the relay has stored in order (sum of its heads),
+    on one kept connection: the poll should cost the relay's two cores as little as it can."""
 
     def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, poolclass=NullPool)
+        self.engine = create_engine(url, pool_size=1)
 
     def stored(self, store: str) -> int:
         try:
@@ -238,10 +222,12 @@ def relay_phase(
     streams: dict[str, list[bytes]],
     names: Sequence[str],
     db_url: str,
+    *,
+    connectors: bool = True,
 ) -> dict[str, Any]:
     """Register the instances' sessions, stop them, queue the backlog, start them, time it."""
     total = sum(len(s) for s in streams.values())
-    relays = [RelayProc(folder, broker, db_url, name) for name in names]
+    relays = [RelayProc(folder, broker, db_url, name, connectors=connectors) for name in names]
     heads = Heads(db_url)
     try:
         for relay in relays:
@@ -252,16 +238,18 @@ def relay_phase(
         for relay in relays:
             relay.start_async()
         stored = [(time.perf_counter(), 0)]  # (when, events stored) at each change
+        cpu = [0.0, 0.0]  # the instances' CPU seconds at the first stored event, at the last
         while True:
             n = heads.stored(store)
             now = time.perf_counter()
             if n != stored[-1][1]:
                 stored.append((now, n))
+                cpu[len(stored) > 2] = sum(r.cpu_seconds() for r in relays)
             if n >= total:
                 break
             if now - stored[-1][0] > 60 or any(r.exited for r in relays):
                 raise RuntimeError(f"the relay drain is stuck at {n:,} of {total:,} events")
-            time.sleep(0.005)
+            time.sleep(0.01)
         # A relay stopped within milliseconds of its last commit can lose its last PUBACKs
         # with the connection (the broker sends those events again on its next start).
         time.sleep(1.0)
@@ -279,20 +267,22 @@ def relay_phase(
         "seconds": seconds,
         "shares": shares,
         "preload_s": took,
+        "cpu_us": (cpu[1] - cpu[0]) / (total - n_first) * 1e6,
+        "load": os.getloadavg()[0],
     }
 
 
 def databases(stack: contextlib.ExitStack, kind: str, folder: Path) -> list[str]:
     """An empty database for each relay phase."""
     if kind == "sqlite":
-        return [f"sqlite:///{folder / phase / 'relay.sqlite'}" for phase in ("one", "two")]
+        return [f"sqlite:///{folder / p / 'relay.sqlite'}" for p in ("one", "two", "solo")]
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.relay.pg import PgCluster  # the tests' private cluster: initdb, pg_ctl
 
     cluster = PgCluster()
     cluster.start()
     stack.callback(cluster.stop)
-    return [cluster.new_database(), cluster.new_database()]
+    return [cluster.new_database(), cluster.new_database(), cluster.new_database()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,18 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         default="sqlite",
         help="the relay's database: SQLite files, or a private PostgreSQL cluster (initdb)",
     )
-    parser.add_argument(
-        "--shipped-autosave",
-        action="store_true",
-        help="keep the shipped autosave (every 10 changes); slow to preload",
-    )
     args = parser.parse_args(argv)
     events = args.events or (10_000 if args.quick else 50_000)
     count = args.terminals or (10 if args.quick else 25)
     names = [f"t{i:02d}" for i in range(count)]
     per_terminal = events // count
     total = per_terminal * count
-    stores = {"raw": "bench-raw", "one": "bench-one", "two": "bench-two"}
+    stores = {"raw": "bench-raw", "one": "bench-one", "two": "bench-two", "solo": "bench-solo"}
 
     with contextlib.ExitStack() as stack:
         if args.dir:
@@ -335,8 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 certs.issue_terminal(pki, store, name)
         certs.issue_relay(pki)
         kinds = templates(folder / "shop", 3_000)
-        shipped = SHIPPED_DIR if args.shipped_autosave else bench_broker_config(folder / "conf")
-        with DevBroker(folder / "broker", pki, shipped=shipped) as broker:
+        with DevBroker(folder / "broker", pki) as broker:
             raw = raw_phase(
                 broker, stores["raw"], chains(stores["raw"], names, per_terminal, kinds)
             )
@@ -356,6 +340,17 @@ def main(argv: list[str] | None = None) -> int:
                 chains(stores["two"], names, per_terminal, kinds),
                 ["bench-relay-a", "bench-relay-b"],
                 urls[1],
+            )
+            for name in ("bench-relay-a", "bench-relay-b"):
+                end_session(broker, name)  # else their sessions keep a share of the group's
+            solo = relay_phase(
+                folder / "solo",
+                broker,
+                stores["solo"],
+                chains(stores["solo"], names, per_terminal, kinds),
+                ["bench-relay-solo"],
+                urls[2],
+                connectors=False,
             )
     size = statistics.mean(len(p) for p in chains("x", ["t"], 500, kinds)["t"])
     print()
@@ -389,10 +384,24 @@ def main(argv: list[str] | None = None) -> int:
             f"{two['rate'] / raw['rate']:.0%}",
         ]
     )
+    rows.append(
+        [
+            "one instance, ingest only (no ledger, no connectors)",
+            f"{solo['shares'][0]:,}",
+            f"{solo['rate']:,.0f}",
+            f"{solo['rate'] / raw['rate']:.0%}",
+        ]
+    )
     print(table(["drain", "events taken", "events/s", "of the baseline"], rows))
     print(
+        f"relay CPU per event (all its threads): one instance {one['cpu_us']:.0f} us, two "
+        f"instances {two['cpu_us']:.0f} us, ingest only {solo['cpu_us']:.0f} us; 1-min load "
+        f"after each phase: {one['load']:.2f}, {two['load']:.2f}, {solo['load']:.2f}"
+    )
+    print(
         f"preloading took {raw['preload_s']:.1f} / {one['preload_s']:.1f} / "
-        f"{two['preload_s']:.1f} s; two instances against one: {two['rate'] / one['rate']:.2f}x"
+        f"{two['preload_s']:.1f} / {solo['preload_s']:.1f} s; two instances against one: "
+        f"{two['rate'] / one['rate']:.2f}x"
     )
     print()
     if args.db == "sqlite":

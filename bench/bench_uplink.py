@@ -62,8 +62,21 @@ def make_pki(folder: Path, terminals: Sequence[tuple[str, str]]) -> Path:
     return folder
 
 
+# `tillbox relay run` without the ledger and connectors (Relay(connectors=False)): ingest
+# and down-sync only, to tell ingest's own cost from the workers sharing its process.
+_INGEST_ONLY = """
+import logging, sys
+from pathlib import Path
+from relay.config import load
+from relay.ingest import Relay
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+Relay(load(Path(sys.argv[1])), connectors=False).serve_forever()
+"""
+
+
 class RelayProc:
-    """`tillbox relay run --config PATH` as a subprocess (TLS, the relay's certificate)."""
+    """`tillbox relay run --config PATH` as a subprocess (TLS, the relay's certificate); with
+    `connectors=False` the same relay without its ledger and connector workers."""
 
     def __init__(
         self,
@@ -72,7 +85,10 @@ class RelayProc:
         db_url: str,
         client_id: str = "bench-relay-1",
         ingest: Mapping[str, int] | None = None,
+        *,
+        connectors: bool = True,
     ) -> None:
+        self.connectors = connectors
         folder.mkdir(parents=True, exist_ok=True)
         ident = certs.relay_files(broker.certs_dir)
         lines = [
@@ -108,8 +124,13 @@ class RelayProc:
         mark = self.log.stat().st_size if self.log.exists() else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("TILLBOX_")}
         with open(self.log, "ab") as out:
+            command = (
+                [*tillbox_command(), "relay", "run", "--config", str(self.config)]
+                if self.connectors
+                else [sys.executable, "-c", _INGEST_ONLY, str(self.config)]
+            )
             self.proc = subprocess.Popen(
-                [*tillbox_command(), "relay", "run", "--config", str(self.config)],
+                command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -119,6 +140,16 @@ class RelayProc:
     @property
     def exited(self) -> bool:
         return self.proc is None or self.proc.poll() is not None
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the running relay has used so far (Linux /proc)."""
+        if self.proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> str:
         """SIGTERM and wait; the log of this run (the relay logs its counts on the way out)."""
@@ -319,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         help="[uplink] window and the raw loop's in-flight window (default: the uplink's)",
     )
     parser.add_argument("--batch-delay-ms", type=int, help="the relay's ingest.max_batch_delay_ms")
+    parser.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="run the relay without its ledger and connector workers (Relay(connectors=False))",
+    )
     args = parser.parse_args(argv)
     events = args.events or (2_000 if args.quick else 10_000)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -348,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
             ident = certs.terminal_files(pki, STORE, TERMINAL)
             raw = RawLoop(broker, args.window)
             print(
-                f"bench_uplink: {head:,} events, {rounds} rounds, window {args.window}", flush=True
+                f"bench_uplink: {head:,} events, {rounds} rounds, window {args.window}"
+                + (", relay without ledger and connectors" if args.ingest_only else ""),
+                flush=True,
             )
             raw_rates.append(raw.run(payloads))
             for i in range(rounds):
@@ -361,7 +399,13 @@ def main(argv: list[str] | None = None) -> int:
                     encoding="utf-8",
                 )
                 relay_db = folder / "relay" / f"relay-{i}.sqlite"
-                relay = RelayProc(folder / "relay", broker, f"sqlite:///{relay_db}", ingest=ingest)
+                relay = RelayProc(
+                    folder / "relay",
+                    broker,
+                    f"sqlite:///{relay_db}",
+                    ingest=ingest,
+                    connectors=not args.ingest_only,
+                )
                 with relay, Daemon(shop.config_path, port, folder / f"daemon-{i}.log") as daemon:
                     drains.append(drain(daemon.url, relay_db, head))
                 counts.append(relay_counts(relay.stop()))

@@ -34,9 +34,10 @@ def _guard(action: Callable[[], int]) -> int:
 
 
 def run(config_path: Path | None) -> int:
-    """`tillbox relay run`: ingest and down-sync until SIGTERM."""
+    """`tillbox relay run`: ingest and down-sync (and the HTTP API if enabled) until SIGTERM."""
 
     def go() -> int:
+        from .http import HttpError, HttpServer
         from .ingest import Relay
 
         config = load(config_path)
@@ -44,6 +45,12 @@ def run(config_path: Path | None) -> int:
         relay = Relay(config)
         broker = config.broker
         assert broker is not None  # Relay() refused a config without one
+        http = HttpServer(config, relay.store) if config.http.enabled else None
+        if http is not None:
+            try:
+                http.start()
+            except HttpError as err:
+                return _fail(str(err))
 
         def ready() -> None:
             logging.getLogger("tillbox.relay").info(
@@ -53,7 +60,11 @@ def run(config_path: Path | None) -> int:
                 relay.store.safe_url,
             )
 
-        relay.serve_forever(ready)
+        try:
+            relay.serve_forever(ready)
+        finally:
+            if http is not None:
+                http.stop()
         return 0
 
     return _guard(go)

@@ -3,24 +3,23 @@ from __future__ import annotations
 
 import os
 import socket
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from tillbox.settings import SettingsError, apply_env, read_toml, validate
+from tillbox.settings import Strict as _Strict
 
 DEFAULT_PATH = Path("/etc/tillbox/relay.toml")
 ENV_PREFIX = "TILLBOX_RELAY_"
+_NOT_KEYS = {"TILLBOX_RELAY_CONFIG"}  # the config file's path, not a key in it
 DEFAULT_DATABASE = "sqlite:////var/lib/tillbox/relay.sqlite"
 
 
 class ConfigError(Exception):
     """The relay configuration cannot be used; the message names the key and what to do."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _default_client_id() -> str:
@@ -88,7 +87,7 @@ class LedgerStoreConfig(_Strict):
 class LedgerConfig(_Strict):
     timezone: str = "UTC"
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
-    stores: dict[str, LedgerStoreConfig] = {}
+    stores: dict[str, LedgerStoreConfig] = Field(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -115,6 +114,25 @@ class LogConfig(_Strict):
         return value.upper() if isinstance(value, str) else value
 
 
+class HttpConfig(_Strict):
+    """The relay's read-only HTTP API (reconciliation reports): off unless enabled, and then
+    only for callers with the bearer token."""
+
+    enabled: bool = False
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(8081, ge=1, le=65535)
+    token: str | None = Field(None, min_length=16, max_length=256)
+
+    @model_validator(mode="after")
+    def _token_when_open(self) -> HttpConfig:
+        if self.enabled and self.token is None:
+            raise ValueError(
+                "http.token: the HTTP API needs a bearer token of at least 16 characters "
+                "(e.g. from `openssl rand -hex 24`); set it, or set http.enabled = false"
+            )
+        return self
+
+
 class RelayConfig(_Strict):
     version: Literal[1] = 1
     broker: BrokerConfig | None = None
@@ -122,8 +140,9 @@ class RelayConfig(_Strict):
     ingest: IngestConfig = IngestConfig()
     log: LogConfig = LogConfig()
     ledger: LedgerConfig = LedgerConfig()
+    http: HttpConfig = HttpConfig()
     # Each connector's own schema checks its table (relay/connectors/, docs/connectors.md).
-    connectors: dict[str, dict[str, Any]] = {}
+    connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> RelayConfig:
@@ -134,21 +153,14 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     """
     explicit = path is not None
     path = path or DEFAULT_PATH
-    raw: dict[str, Any] = {}
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if explicit:
-            raise ConfigError(
-                f"{path}: no such file. Write one (see docs/relay.md) or drop --config."
-            ) from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    apply_env(raw, os.environ if environ is None else environ)
-    try:
-        config = RelayConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(f"{path}: " + describe(err)) from err
+        raw = read_toml(
+            path, "Write one (see docs/relay.md) or drop --config." if explicit else None
+        )
+        apply_env(raw, os.environ if environ is None else environ, ENV_PREFIX, not_keys=_NOT_KEYS)
+        config = validate(RelayConfig, raw, path, "docs/relay.md")
+    except SettingsError as err:
+        raise ConfigError(str(err)) from err
     _check_files(config)
     _check_connectors(config, path)
     return config
@@ -161,34 +173,6 @@ def _check_connectors(config: RelayConfig, path: Path) -> None:
         validate_all(config)
     except ConnectorConfigError as err:
         raise ConfigError(f"{path}: {err}") from err
-
-
-def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """`TILLBOX_RELAY_BROKER__PORT=8883` sets `broker.port`; `__` separates nested keys."""
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "TILLBOX_RELAY_CONFIG":
-            continue
-        keys = name[len(ENV_PREFIX) :].lower().split("__")
-        node = raw
-        for key in keys[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"{name}: {key} is not a section")
-            node = child
-        node[keys[-1]] = value
-
-
-def describe(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = (
-            "unknown key; check its spelling against docs/relay.md"
-            if e["type"] == "extra_forbidden"
-            else e["msg"]
-        )
-        parts.append(f"{key}: {msg}")
-    return "; ".join(parts)
 
 
 def _check_files(config: RelayConfig) -> None:

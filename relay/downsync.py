@@ -6,14 +6,14 @@ import logging
 import time
 from typing import Any, Final, Literal
 
-from tillbox.contract import TOPIC_PREFIX, valid_id
+from tillbox.contract import TOPIC_PREFIX, downsync_topic, resync_topic, valid_id
 
 from .mqtt import Link, Publication, Received
 from .store import FAMILIES, Family, Store
 
 log = logging.getLogger("tillbox.relay.downsync")
 
-RESYNC_SUBSCRIPTION: Final = f"$share/relay/{TOPIC_PREFIX}/+/+/resync"
+RESYNC_SUBSCRIPTION: Final = f"$share/relay/{resync_topic('+', '+')}"
 MAX_DELTAS: Final = 50
 PUBACK_TIMEOUT: Final = 10.0
 RESYNC_MIN_INTERVAL: Final = 1.0
@@ -21,18 +21,6 @@ RESYNC_MIN_INTERVAL: Final = 1.0
 
 class DownsyncError(Exception):
     """Down-sync messages did not reach the broker; the store still knows them as unpublished."""
-
-
-def snapshot_topic(store: str, family: Family) -> str:
-    return f"{TOPIC_PREFIX}/{store}/{family}/snapshot"
-
-
-def delta_topic(store: str, family: Family) -> str:
-    return f"{TOPIC_PREFIX}/{store}/{family}/delta"
-
-
-def resync_topic(store: str, terminal: str) -> str:
-    return f"{TOPIC_PREFIX}/{store}/{terminal}/resync"
 
 
 def encode(payload: Any) -> bytes:
@@ -89,9 +77,9 @@ class Downsync:
             first = max(published + 1, latest - MAX_DELTAS + 1, 1)
             for version in range(first, latest + 1):
                 delta = self.store.delta(conn, store_id, family, version)
-                messages.append((delta_topic(store_id, family), encode(delta), False))
+                messages.append((downsync_topic(store_id, family, "delta"), encode(delta), False))
             snapshot = self.store.snapshot(conn, store_id, family)
-            messages.append((snapshot_topic(store_id, family), encode(snapshot), True))
+            messages.append((downsync_topic(store_id, family, "snapshot"), encode(snapshot), True))
             self._publish_all(messages)
             if latest > published:
                 self.store.mark_published(conn, store_id, family, latest)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Column, DateTime, Engine, MetaData, String, Table, and_, select
@@ -14,6 +14,9 @@ from sqlalchemy import JSON, Column, DateTime, Engine, MetaData, String, Table, 
 from relay.accounting.ledger import BatchView, LedgerError, batch_view, to_decimal
 from relay.connectors.state import imported
 from relay.store import alerts, events, heads
+
+if TYPE_CHECKING:
+    from relay.config import RelayConfig
 
 ALERT_SCHEMA: Final = "tillbox.alert/1"
 MONEY_TYPES: Final = ("sale.completed", "sale.refunded", "shift.closed", "payment.batch_settled")
@@ -29,10 +32,6 @@ reports = Table(
     Column("published_digest", String(64), nullable=False, default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
-
-
-def alerts_topic(store: str) -> str:
-    return f"tillbox/v1/{store}/alerts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +96,25 @@ class Report:
         return hashlib.sha256(body.encode()).hexdigest()
 
 
+def business_day(text: str) -> str:
+    """A business day as asked for by an operator; ValueError saying what to send."""
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    raise ValueError(f"{text!r} is not a day: send a date as YYYY-MM-DD, e.g. 2026-11-27")
+
+
+def for_config(config: RelayConfig, engine: Engine) -> Reconciler:
+    """The reconciler with the configured shops' time zones and currency."""
+    from relay.connectors.runtime import Timezones
+
+    led = config.ledger
+    zones = Timezones(led.timezone, {s: v.timezone for s, v in led.stores.items() if v.timezone})
+    return Reconciler(engine, zones, led.currency)
+
+
 def _bounds(day: str, tz: ZoneInfo) -> tuple[str, str]:
     """UTC text bounds [start, end) of a local day, comparable with events' `at`."""
     start = datetime.combine(date.fromisoformat(day), time(0), tz).astimezone(UTC)
@@ -122,6 +140,13 @@ def _receipt_int(value: Any) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _booked_card(payment: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The card the terminal booked a payment on: for a card refund, the card it paid back
+    to (`card_refund`, which may be another card than the sale's), else the sale's card."""
+    card = payment.get("card_refund") or payment.get("card")
+    return card if isinstance(card, Mapping) else None
+
+
 def _money(amount: int | None, currency: str) -> str:
     return "-" if amount is None else f"{to_decimal(amount, currency)}"
 
@@ -136,6 +161,12 @@ class Reconciler:
         metadata.create_all(engine)
 
     # ----- reading --------------------------------------------------------------------------
+
+    def knows(self, store: str) -> bool:
+        """Whether any terminal of this store has sent the relay events."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(heads.c.store).where(heads.c.store == store).limit(1))
+            return row.first() is not None
 
     def _day_events(self, store: str, day: str) -> list[dict[str, Any]]:
         tz = self.tz(store)
@@ -256,8 +287,9 @@ class Reconciler:
                 for p in d["payments"]:
                     t = rep.tenders.setdefault(p["method"], TenderLine())
                     t.refunds += int(p["amount"])
-                    if p.get("card"):
-                        b = rep.card_brands.setdefault(p["card"].get("brand", "?"), TenderLine())
+                    card = _booked_card(p)
+                    if card:
+                        b = rep.card_brands.setdefault(card.get("brand", "?"), TenderLine())
                         b.refunds += int(p["amount"])
 
     def _batches(
@@ -291,10 +323,12 @@ class Reconciler:
                 ["sale.completed", "sale.refunded"],
             ):
                 for p in x["data"]["payments"]:
-                    card = p.get("card")
+                    card = _booked_card(p)
                     if p["method"] != "card" or not card:
                         continue
-                    line = ours.setdefault(card.get("brand", "?"), TenderLine())
+                    # the terminal's totals group ("Eurocard/Mastercard"), where the till sent it
+                    group = card.get("batch_brand") or card.get("brand", "?")
+                    line = ours.setdefault(group, TenderLine())
                     line.count += 1
                     if x["type"] == "sale.completed":
                         line.sales += int(p["amount"])

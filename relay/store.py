@@ -4,8 +4,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     tuple_,
     update,
@@ -50,8 +52,8 @@ from tillbox.contract import (
     TOPIC_PREFIX,
     EnvelopeError,
     canonical,
+    checked_data,
     events_topic,
-    validate_envelope,
 )
 
 from .catalog import CatalogDoc
@@ -65,6 +67,7 @@ MAX_DEAD_PAYLOAD: Final = 1 << 20
 _CHUNK: Final = 500
 _WINDOW: Final = 500
 _RETRIES: Final = 4
+_NO_TEXTS: Final[Mapping[str, str]] = {}
 
 metadata = MetaData()
 _Id = String(64)
@@ -186,6 +189,9 @@ customers = Table(
     Column("phone", String(200), nullable=False),
     Column("marketing_consent", Boolean, nullable=False),
     Column("loyalty_points", BigInteger, nullable=False),
+    # When the customer gave the answer in `marketing_consent` (a till's capture); NULL for
+    # customers loaded from a file, whose answer has no recorded time.
+    Column("marketing_consent_at", String(40)),
 )
 customer_versions = Table(
     "customer_versions",
@@ -203,6 +209,128 @@ downsync_state = Table(
     Column("family", String(16), primary_key=True),
     Column("published_version", Integer, nullable=False),
 )
+# The connectors' own state (relay/connectors/state.py works on it): cursors, the durable
+# queue, bindings, dead letters, health, small values, and records the relay imports.
+connector_cursors = Table(
+    "connector_cursors",
+    metadata,
+    Column("connector", _Id, primary_key=True),
+    Column("stream", String(160), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+connector_queue = Table(
+    "connector_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connector", _Id, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("store", _Id, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("sources", JSON, nullable=False),
+    # The source event ({"id", "source"}; it stays in `events` or `imported_events`), so the
+    # command can be planned again (a mapping added, a dead letter replayed).
+    Column("event", JSON, nullable=False),
+    Column("payload", JSON),  # the command's own payload; its other fields are the columns
+    # ready | running | done | waiting (for a mapping) | dead
+    Column("state", String(16), nullable=False),
+    Column("coalesce", Boolean, nullable=False, default=False),
+    Column("generation", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("uncertain", Boolean, nullable=False, default=False),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True)),
+    # host:pid:token of the worker holding the lease, so a restarted relay takes back at once
+    # what a killed one on the same host held (other hosts wait for the lease to run out).
+    Column("owner", String(200), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+    Column("mapping_digest", String(64), nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+    UniqueConstraint("connector", "key", name="connector_queue_key"),
+)
+Index(
+    "connector_queue_due",
+    connector_queue.c.connector,
+    connector_queue.c.state,
+    connector_queue.c.next_at,
+)
+connector_bindings = Table(
+    "connector_bindings",
+    metadata,
+    Column("connector", _Id, primary_key=True),
+    Column("local_id", String(240), primary_key=True),
+    Column("remote_id", String(240), nullable=False),
+    Column("command_key", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index(
+    "connector_bindings_command", connector_bindings.c.connector, connector_bindings.c.command_key
+)
+connector_dead = Table(
+    "connector_dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connector", _Id, nullable=False),
+    Column("queue_id", Integer, nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("store", _Id, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("payload", JSON),
+    Column("reason", Text, nullable=False),
+    Column("status", Integer),
+    Column("remote", Text, nullable=False, default=""),
+    Column("attempts", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("replayed_at", DateTime(timezone=True)),
+)
+connector_unknown = Table(
+    "connector_unknown_events",
+    metadata,
+    Column("connector", _Id, primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("type", String(128), nullable=False),
+    Column("store", _Id, nullable=False),
+    Column("terminal", _Id, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+connector_health = Table(
+    "connector_health",
+    metadata,
+    Column("connector", _Id, primary_key=True),
+    Column("failing", Text),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("mapping", String(120), nullable=False, default=""),
+)
+# Small values a connector keeps between runs (e.g. a rotated OAuth2 refresh token).
+connector_kv = Table(
+    "connector_kv",
+    metadata,
+    Column("connector", _Id, primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+# Records the relay makes itself (an acquirer settlement report, imported): connectors read
+# them like terminal events, after a cursor of their own.
+imported_events = Table(
+    "imported_events",
+    metadata,
+    Column("pos", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("type", String(128), nullable=False),
+    Column("store", _Id, nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+
 _VERSIONS: Final[dict[str, Table]] = {
     "catalog": catalog_versions,
     "stock": stock_versions,
@@ -365,9 +493,12 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
+        self._events_rows = _Rows(self.engine, events, _EVENT_COLUMNS, json_text={"data"})
+        self._pending_rows = _Rows(self.engine, pending, _PENDING_COLUMNS)
         try:
             if create:
                 metadata.create_all(self.engine)
+                _add_consent_time(self.engine)
             with self.engine.begin() as conn:
                 row = conn.execute(
                     select(meta.c.value).where(meta.c.key == "schema_version")
@@ -406,10 +537,11 @@ class Store:
         if not messages:
             return IngestResult()
         now = now or now_utc()
-        parsed = [_parse(m) for m in messages]
+        texts: dict[str, str] = {}
+        parsed = [_parse(m, texts) for m in messages]
         for attempt in range(_RETRIES):
             try:
-                result = self._ingest_once(parsed, now)
+                result = self._ingest_once(parsed, now, texts)
                 break
             except sa_exc.IntegrityError as err:
                 # Another relay instance stored a clashing row between our reads and writes.
@@ -419,17 +551,17 @@ class Store:
                     raise StoreUnavailable(f"database error: {err.orig}") from err
                 time.sleep(0.05 * (attempt + 1))
         else:
-            result = self._ingest_one_by_one(parsed, now)
+            result = self._ingest_one_by_one(parsed, now, texts)
         self._log_alerts(result)
         return result
 
     def _ingest_one_by_one(
-        self, parsed: list[dict[str, Any] | _Dead], now: datetime
+        self, parsed: list[dict[str, Any] | _Dead], now: datetime, texts: Mapping[str, str]
     ) -> IngestResult:
         total = IngestResult()
         for item in parsed:
             try:
-                one = self._ingest_once([item], now)
+                one = self._ingest_once([item], now, texts)
             except sa_exc.IntegrityError as err:
                 if not isinstance(item, dict):
                     raise
@@ -447,13 +579,20 @@ class Store:
             total.resolved += one.resolved
         return total
 
-    def _ingest_once(self, parsed: Sequence[dict[str, Any] | _Dead], now: datetime) -> IngestResult:
+    def _ingest_once(
+        self,
+        parsed: Sequence[dict[str, Any] | _Dead],
+        now: datetime,
+        texts: Mapping[str, str] = _NO_TEXTS,
+    ) -> IngestResult:
+        """One transaction; `texts` holds the canonical JSON of each valid envelope's `data`
+        by the envelope's hash (what the hash check produced; stored as is)."""
         result = IngestResult()
         valid = [p for p in parsed if isinstance(p, dict)]
         dead = [p for p in parsed if isinstance(p, _Dead)]
         keys = sorted({(e["store"], e["terminal"]) for e in valid})
         new_events: list[dict[str, Any]] = []
-        new_pending: dict[str, dict[str, Any]] = {}
+        new_pending: dict[str, dict[str, Any]] = {}  # id -> envelope
         drop_pending: set[str] = set()
         raise_alerts: list[Alert] = []
         resolve: set[tuple[str, str, str]] = set()
@@ -515,7 +654,7 @@ class Store:
                             "conflict",
                         )
                         continue
-                    new_pending[env["id"]] = _pending_row(env, now)
+                    new_pending[env["id"]] = env
                     term.cache[seq] = _Waiting(env["id"], env["hash"], env)
                     term.waiting += 1
                     known[env["id"]] = ("/".join(key), env["hash"], "pending")
@@ -530,7 +669,7 @@ class Store:
                         "broken_chain",
                     )
                     continue
-                new_events.append(_event_row(env, now))
+                new_events.append(env)
                 known[env["id"]] = ("/".join(key), env["hash"], "stored")
                 term.seq, term.hash, term.chain_ok = seq, env["hash"], True
                 result.stored += 1
@@ -550,7 +689,7 @@ class Store:
                             "broken_chain",
                         )
                         break
-                    new_events.append(_event_row(penv, now))
+                    new_events.append(penv)
                     known[pid] = ("/".join(key), penv["hash"], "stored")
                     term.seq, term.hash, term.chain_ok = penv["seq"], penv["hash"], True
                     result.stored += 1
@@ -562,10 +701,9 @@ class Store:
                     resolve.add((*key, "gap"))
                 result.acks[key] = term.seq
 
-            if new_events:
-                conn.execute(insert(events), new_events)
-            if new_pending:
-                conn.execute(insert(pending), list(new_pending.values()))
+            self._events_rows.insert(conn, [_event_row(e, texts) for e in new_events], now)
+            self._take_captures(conn, new_events)
+            self._pending_rows.insert(conn, [_pending_row(e) for e in new_pending.values()], now)
             for chunk in _chunks(sorted(drop_pending)):
                 conn.execute(delete(pending).where(pending.c.id.in_(chunk)))
             moved = [_head_values(t, now) for t in terms.values() if _changed(t)]
@@ -1194,6 +1332,7 @@ class Store:
                 r.id: _customer(r._mapping)
                 for r in conn.execute(select(customers).where(customers.c.store == store))
             }
+            _keep_answers(current, wanted)
             upsert = [c for cid, c in sorted(wanted.items()) if current.get(cid) != c]
             removed = sorted(current.keys() - wanted.keys())
             if not upsert and not removed:
@@ -1212,6 +1351,57 @@ class Store:
             if upsert:
                 conn.execute(insert(customers), [{"store": store, **c} for c in upsert])
         return Change("customers", store, version)
+
+    def _take_captures(self, conn: Connection, stored: Sequence[Mapping[str, Any]]) -> None:
+        """Customers captured at a till (`customer.captured`) join their store's customers, as
+        one new version per store, in the transaction that stores the events.
+
+        A record whose consent answer is newer than the capture's keeps its answer."""
+        by_store: dict[str, dict[str, dict[str, Any]]] = {}
+        for env in stored:
+            if env["type"] != "customer.captured":
+                continue
+            customer = _captured(env["data"])
+            if customer is None:
+                # Kept as an event all the same; the log names the event, never the person.
+                log.warning("customer.captured event %s is malformed: not in customers", env["id"])
+                continue
+            by_store.setdefault(env["store"], {})[customer["id"]] = customer
+        for store, wanted in sorted(by_store.items()):
+            self.lock_family(conn, store, "customers")
+            current = {
+                r.id: _customer(r._mapping)
+                for r in conn.execute(
+                    select(customers).where(
+                        customers.c.store == store, customers.c.id.in_(sorted(wanted))
+                    )
+                )
+            }
+            upsert = []
+            for cid, new in sorted(wanted.items()):
+                old = current.get(cid)
+                if old is not None:
+                    if old.get("marketing_consent_at", "") >= new["marketing_consent_at"]:
+                        continue
+                    new["loyalty_points"] = old["loyalty_points"]
+                upsert.append(new)
+            if not upsert:
+                continue
+            conn.execute(
+                insert(customer_versions).values(
+                    store=store,
+                    version=self.latest_version(conn, store, "customers") + 1,
+                    upsert=upsert,
+                    delete=[],
+                    created_at=now_utc(),
+                )
+            )
+            conn.execute(
+                delete(customers).where(
+                    customers.c.store == store, customers.c.id.in_([c["id"] for c in upsert])
+                )
+            )
+            conn.execute(insert(customers), [{"store": store, **c} for c in upsert])
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -1236,8 +1426,9 @@ class Store:
 # ----- helpers ----------------------------------------------------------------------------
 
 
-def _parse(message: Inbound) -> dict[str, Any] | _Dead:
-    """A valid envelope whose topic matches it, or the dead letter saying why not."""
+def _parse(message: Inbound, texts: dict[str, str]) -> dict[str, Any] | _Dead:
+    """A valid envelope whose topic matches it, or the dead letter saying why not. Puts the
+    canonical JSON of a valid envelope's `data` in `texts` under its hash."""
     where = parse_events_topic(message.topic)
     if where is None:
         return _Dead(message.topic, message.payload, "not an events topic")
@@ -1251,15 +1442,17 @@ def _parse(message: Inbound) -> dict[str, Any] | _Dead:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         return dead(f"not JSON: {err}")
     try:
-        env = validate_envelope(doc)
+        data = checked_data(doc)
     except EnvelopeError as err:
         return dead(f"invalid envelope: {err}")
     except Exception as err:  # a payload the canonicaliser cannot take (huge int, NaN, …)
         return dead(f"invalid envelope: {type(err).__name__}: {err}")
+    env: dict[str, Any] = doc
     if (env["store"], env["terminal"]) != (store, terminal):
         return dead(
             f"topic is {store}/{terminal} but the envelope says {env['store']}/{env['terminal']}"
         )
+    texts[env["hash"]] = data.decode()
     return env
 
 
@@ -1271,31 +1464,91 @@ def _topic_of(env: Mapping[str, Any]) -> str:
     return events_topic(env["store"], env["terminal"])
 
 
-def _event_row(env: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {
-        "id": env["id"],
-        "store": env["store"],
-        "terminal": env["terminal"],
-        "seq": env["seq"],
-        "type": env["type"],
-        "at": env["at"],
-        "prev_hash": env["prev_hash"],
-        "hash": env["hash"],
-        "data": env["data"],
-        "received_at": now,
-    }
+# Column order of the rows below; `received_at` (the batch's time) is added by _Rows.
+_EVENT_COLUMNS: Final = (
+    "id",
+    "store",
+    "terminal",
+    "seq",
+    "type",
+    "at",
+    "prev_hash",
+    "hash",
+    "data",
+)
+_PENDING_COLUMNS: Final = ("id", "store", "terminal", "seq", "hash", "envelope")
 
 
-def _pending_row(env: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {
-        "id": env["id"],
-        "store": env["store"],
-        "terminal": env["terminal"],
-        "seq": env["seq"],
-        "hash": env["hash"],
-        "envelope": env,
-        "received_at": now,
-    }
+def _event_row(env: dict[str, Any], texts: Mapping[str, str]) -> tuple[Any, ...]:
+    data = texts.get(env["hash"])  # the same hash: the same canonical content
+    return (
+        env["id"],
+        env["store"],
+        env["terminal"],
+        env["seq"],
+        env["type"],
+        env["at"],
+        env["prev_hash"],
+        env["hash"],
+        data if data is not None else canonical(env["data"]).decode(),
+    )
+
+
+def _pending_row(env: dict[str, Any]) -> tuple[Any, ...]:
+    return (env["id"], env["store"], env["terminal"], env["seq"], env["hash"], env)
+
+
+class _Rows:
+    """A plain INSERT of many rows run as one executemany at the driver (sqlite3 or psycopg).
+
+    Values go through the columns' own bind processors, as with SQLAlchemy Core, but without
+    its per-row work (dicts, statement caching, compiled parameter lists): for the events of
+    a group commit that work cost as much as the rest of the transaction. The last column is
+    `received_at`, one value per batch, converted once. Columns in `json_text` take JSON
+    that is already text."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        table: Table,
+        columns: Sequence[str],
+        json_text: Collection[str] = (),
+    ) -> None:
+        dialect = engine.dialect
+        quote = dialect.identifier_preparer.quote
+        names = [*columns, "received_at"]
+        mark = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
+        text_mark = mark if dialect.name == "sqlite" else f"CAST({mark} AS JSON)"
+        self.sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            f"VALUES ({', '.join(text_mark if n in json_text else mark for n in names)})"
+        )
+        procs = [
+            None
+            if n in json_text
+            else table.c[n].type.dialect_impl(dialect).bind_processor(dialect)
+            for n in names
+        ]
+        self._convert = [(i, p) for i, p in enumerate(procs[:-1]) if p is not None]
+        self._when: Callable[[Any], Any] = procs[-1] or _same
+
+    def insert(self, conn: Connection, rows: Sequence[tuple[Any, ...]], now: datetime) -> None:
+        if not rows:
+            return
+        when = self._when(now)
+        convert = self._convert
+        out: list[tuple[Any, ...]] = []
+        for row in rows:
+            values = list(row)
+            for i, proc in convert:
+                values[i] = proc(values[i])
+            values.append(when)
+            out.append(tuple(values))
+        conn.exec_driver_sql(self.sql, out)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _envelope(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -1314,7 +1567,7 @@ def _envelope(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def _customer(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {
+    customer = {
         "id": row["id"],
         "name": row["name"],
         "email": row["email"],
@@ -1322,6 +1575,68 @@ def _customer(row: Mapping[Any, Any]) -> dict[str, Any]:
         "marketing_consent": bool(row["marketing_consent"]),
         "loyalty_points": int(row["loyalty_points"]),
     }
+    if row.get("marketing_consent_at"):  # only answers given at a till have a time
+        customer["marketing_consent_at"] = row["marketing_consent_at"]
+    return customer
+
+
+def _keep_answers(current: Mapping[str, Any], wanted: dict[str, dict[str, Any]]) -> None:
+    """A loaded list never drops or overrides a consent answer recorded at a till: customers
+    captured there stay when the list lacks them, and keep their answer unless the list's
+    is newer (a file's answer has no time, so it is older)."""
+    for cid, old in current.items():
+        if "marketing_consent_at" not in old:
+            continue
+        new = wanted.get(cid)
+        if new is None:
+            wanted[cid] = old
+        elif new.get("marketing_consent_at", "") < old["marketing_consent_at"]:
+            new["marketing_consent"] = old["marketing_consent"]
+            new["marketing_consent_at"] = old["marketing_consent_at"]
+
+
+_CONSENT_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+
+
+def _captured(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The customers row of a `customer.captured` event's data, or None when it is malformed."""
+
+    def text(key: str, most: int, optional: bool = False) -> bool:
+        value = data.get(key)
+        if value is None:
+            return optional
+        return isinstance(value, str) and 0 < len(value) <= most
+
+    ok = (
+        text("customer_id", 64)
+        and text("name", 200)
+        and text("email", 200, optional=True)
+        and text("phone", 200, optional=True)
+        and isinstance(data.get("marketing_consent"), bool)
+        and isinstance(data.get("marketing_consent_at"), str)
+        and bool(_CONSENT_AT.match(data["marketing_consent_at"]))
+    )
+    if not ok:
+        return None
+    return {
+        "id": data["customer_id"],
+        "name": data["name"],
+        "email": data.get("email") or "",
+        "phone": data.get("phone") or "",
+        "marketing_consent": data["marketing_consent"],
+        "loyalty_points": 0,
+        "marketing_consent_at": data["marketing_consent_at"],
+    }
+
+
+def _add_consent_time(engine: Engine) -> None:
+    """A database made before consent times were kept gets the (empty) column."""
+    columns = {c["name"] for c in inspect(engine).get_columns("customers")}
+    if "marketing_consent_at" not in columns:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "ALTER TABLE customers ADD COLUMN marketing_consent_at VARCHAR(40)"
+            )
 
 
 def _changed(term: _Term) -> bool:

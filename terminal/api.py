@@ -10,17 +10,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import catalog_source, sdnotify
-from .auth import Session, Sessions
+from .auth import IdemKey, ManagerPin, Session, Sessions, User
 from .config import TerminalConfig
+from .customers_api import customers_router
 from .devices.routes import mount as mount_devices
 from .downsync import CacheReader
 from .journal import Reader
@@ -106,19 +107,6 @@ class CashMoveBody(Body):
 
 class ShiftCloseBody(Body):
     counted: int
-
-
-def current_session(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> Session:
-    token = (authorization or "").removeprefix("Bearer ").strip()
-    sessions: Sessions = request.app.state.sessions
-    return sessions.get(token)
-
-
-User = Annotated[Session, Depends(current_session)]
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-ManagerPin = Annotated[str | None, Header(alias="X-Manager-Pin", max_length=8)]
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -284,13 +272,6 @@ def create_app(config: TerminalConfig, update: UpdateSettings | None = None) -> 
         if level is None:
             service.catalog.by_sku(sku)  # unknown everywhere: 404 unknown_sku
         return {"sku": sku, "level": level, "version": version}
-
-    @app.get(f"{API}/customers", tags=["customers"])
-    async def customers(user: User, q: str = "", limit: int = 20) -> dict[str, Any]:
-        if len(q.strip()) < 2:
-            raise Invalid("bad_request", "Type at least 2 letters or digits of the customer.")
-        found = await asyncio.to_thread(cache.customers, q, max(1, min(limit, 100)))
-        return {"customers": found, "version": cache.version("customers")}
 
     # -- sales -------------------------------------------------------------------------
 
@@ -717,6 +698,7 @@ def create_app(config: TerminalConfig, update: UpdateSettings | None = None) -> 
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     app.include_router(payments_router(payments, sessions))  # card terminal (docs/payments.md)
+    app.include_router(customers_router(service, cache))  # lookup, capture, a sale's customer
     # The kiosk (docs/kiosk.md). Keep this mount last: it answers every path no route took.
     app.mount("/", StaticFiles(directory=UI, html=True), name="ui")
     return app

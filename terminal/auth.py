@@ -5,6 +5,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
 
 from .config import Cashier
 from .sale import Forbidden, SaleError
@@ -102,3 +105,23 @@ class Sessions:
         raise Forbidden(
             "manager_required", "A manager must approve this. Ask a manager to enter their PIN."
         )
+
+
+# -- what the HTTP routes declare ------------------------------------------------------
+
+
+async def current_session(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Session:
+    """The session of the request's `Authorization: Bearer` token, else Unauthorized (401).
+
+    Async on purpose: it is a dict lookup, and FastAPI would run a plain `def` dependency on
+    its thread pool, a thread hop on every authenticated request (docs/benchmarks.md, 2).
+    """
+    sessions: Sessions = request.app.state.sessions
+    return sessions.get((authorization or "").removeprefix("Bearer ").strip())
+
+
+User = Annotated[Session, Depends(current_session)]
+ManagerPin = Annotated[str | None, Header(alias="X-Manager-Pin", max_length=8)]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]

@@ -5,16 +5,16 @@ import hashlib
 import hmac
 import os
 import secrets
-import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tillbox.contract import valid_id
+from tillbox.settings import SettingsError, Strict, apply_env, read_toml, validate
 
 from .devices.settings import DevicesConfig
 from .sale import Policy, TaxClass, TaxSetup
@@ -45,35 +45,31 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and what to do."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ApiConfig(_Strict):
+class ApiConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
 
 
-class TaxClassConfig(_Strict):
+class TaxClassConfig(Strict):
     rate: Decimal = Field(ge=0, le=100)
     code: str = Field(min_length=1, max_length=2)
 
 
-class TaxConfig(_Strict):
+class TaxConfig(Strict):
     mode: Literal["inclusive", "exclusive"] = "inclusive"
     rounding: Literal["half_up", "half_even", "down"] = "half_up"
     level: Literal["total", "line"] = "total"
     classes: dict[str, TaxClassConfig] = Field(min_length=1)
 
 
-class StoreConfig(_Strict):
+class StoreConfig(Strict):
     name: str = Field("Tillbox", min_length=1, max_length=64)
     address: list[str] = Field(default_factory=list, max_length=4)
     tax_id: str = ""
     footer: list[str] = Field(default_factory=list, max_length=4)
 
 
-class Cashier(_Strict):
+class Cashier(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     name: str = Field(min_length=1, max_length=40)
     role: Literal["cashier", "manager"] = "cashier"
@@ -85,7 +81,7 @@ class Cashier(_Strict):
         return hmac.compare_digest(got.hex(), digest)
 
 
-class UplinkConfig(_Strict):
+class UplinkConfig(Strict):
     """MQTT store-and-forward to the relay and down-sync from it (docs/uplink.md)."""
 
     enabled: bool = False
@@ -118,7 +114,7 @@ class UplinkConfig(_Strict):
         return self
 
 
-class PaymentConfig(_Strict):
+class PaymentConfig(Strict):
     """The card terminal, spoken to over ZVT (docs/payments.md)."""
 
     enabled: bool = False
@@ -146,7 +142,7 @@ class PaymentConfig(_Strict):
         return value
 
 
-class TerminalConfig(_Strict):
+class TerminalConfig(Strict):
     version: Literal[1] = 1
     store_id: str
     terminal_id: str
@@ -237,53 +233,12 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     environ = os.environ if environ is None else environ
     path = path or Path(environ.get("TILLBOX_CONFIG") or DEFAULT_PATH)
     try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such file. Start from terminal/demo/terminal.toml (every key is in "
-            "docs/configuration.md), or pass --config PATH."
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot be read: {err}") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    origins = apply_env(raw, environ)
-    try:
-        return TerminalConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(f"{path}: " + describe(err, origins)) from err
-
-
-def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
-    """`TILLBOX_API__PORT=8081` sets `api.port`; `__` separates nested keys.
-
-    Returns which variable set which key, so an error can name the variable.
-    """
-    origins: dict[str, str] = {}
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in _NOT_KEYS or name.startswith(_RELAY):
-            continue
-        keys = name[len(ENV_PREFIX) :].lower().split("__")
-        node = raw
-        for key in keys[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"{name}: {key} is not a section")
-            node = child
-        node[keys[-1]] = value
-        origins[".".join(keys)] = name
-    return origins
-
-
-def describe(err: ValidationError, origins: Mapping[str, str] | None = None) -> str:
-    parts = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = (
-            "unknown key; check its spelling against docs/configuration.md"
-            if e["type"] == "extra_forbidden"
-            else e["msg"]
+        raw = read_toml(
+            path,
+            missing="Start from terminal/demo/terminal.toml (every key is in "
+            "docs/configuration.md), or pass --config PATH.",
         )
-        var = (origins or {}).get(key)
-        parts.append(f"{key} (from ${var}): {msg}" if var else f"{key}: {msg}")
-    return "; ".join(parts)
+        origins = apply_env(raw, environ, ENV_PREFIX, not_keys=_NOT_KEYS, other_prefixes=[_RELAY])
+        return validate(TerminalConfig, raw, path, "docs/configuration.md", origins)
+    except SettingsError as err:
+        raise ConfigError(str(err)) from err

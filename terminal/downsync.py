@@ -66,14 +66,6 @@ class SyncError(ValueError):
     """A down-sync document that cannot be applied; nothing of it was kept."""
 
 
-def sync_topic(store: str, family: Family, kind: Kind) -> str:
-    return f"{TOPIC_PREFIX}/{store}/{family}/{kind}"
-
-
-def resync_topic(store: str, terminal: str) -> str:
-    return f"{TOPIC_PREFIX}/{store}/{terminal}/resync"
-
-
 def parse_topic(store: str, topic: str) -> tuple[Family, Kind] | None:
     """(family, kind) of one of the store's down-sync topics, else None."""
     prefix = f"{TOPIC_PREFIX}/{store}/"
@@ -382,6 +374,13 @@ class CacheReader:
             except sqlite3.OperationalError:
                 return []  # the cache exists but the down-sync has not made its tables yet
         return [json.loads(r[0]) for r in rows]
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None:
+        """One customer by id, or None."""
+        with self._lock:
+            conn = self._connection()
+            row = _maybe(conn, "SELECT doc FROM customers WHERE id = ?", (customer_id,))
+        return None if row is None else dict(json.loads(row[0]))
 
     def close(self) -> None:
         with self._lock:

@@ -303,6 +303,13 @@ class Reader:
                 best = row
         return envelope(best) if best else None
 
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        """Every event of one type, oldest first (through the type index)."""
+        cur = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE type = ? ORDER BY seq", (type_,)
+        )
+        return [envelope(r) for r in cur]
+
     def shift_closed(self, shift_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
             f"SELECT {_COLUMNS} FROM events WHERE type = 'shift.closed' AND shift_id = ?",

@@ -191,6 +191,7 @@ def card_of(r: ZvtResult) -> dict[str, Any]:
     return {
         "brand": r.brand,
         "card_type": r.card_type,
+        "batch_brand": totals_brand(r.card_type),
         "masked_pan": r.masked_pan,
         "auth_code": r.auth_code,
         "trace": r.trace_number,
@@ -205,6 +206,7 @@ def _status_card(st: StatusInformation) -> dict[str, Any]:
     return {
         "brand": st.brand,
         "card_type": st.card_type,
+        "batch_brand": totals_brand(st.card_type),
         "masked_pan": st.masked_pan,
         "auth_code": st.auth_code,
         "trace": st.trace_number,

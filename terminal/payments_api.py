@@ -2,25 +2,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .auth import Session, Sessions
+from .auth import IdemKey, ManagerPin, Session, Sessions, User
 from .payments import Payments
 from .service import Request as Req
-
-
-def _session(request: Request, authorization: Annotated[str | None, Header()] = None) -> Session:
-    sessions: Sessions = request.app.state.sessions
-    return sessions.get((authorization or "").removeprefix("Bearer ").strip())
-
-
-User = Annotated[Session, Depends(_session)]
-IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-ManagerPin = Annotated[str | None, Header(alias="X-Manager-Pin", max_length=8)]
 
 
 class _Body(BaseModel):

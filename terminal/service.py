@@ -197,11 +197,15 @@ class TillService:
             if len(self._requests) > MAX_REMEMBERED_REQUESTS:
                 # A retry comes within seconds; the oldest keys (dicts keep order) can go.
                 del self._requests[next(iter(self._requests))]
-        for env in envelopes:
-            self._publish({"type": env["type"], "seq": env["seq"], "data": env["data"]})
         if self.journal.checkpoint_due() and self._checkpointer is not None:
             self._checkpointer.request()
-        return view(envelopes)
+        try:
+            return view(envelopes)
+        finally:
+            # Listeners hear of the events once the answer is built: waking the event loop
+            # earlier made this thread wait for the GIL in the middle of every write.
+            for env in envelopes:
+                self._publish({"type": env["type"], "seq": env["seq"], "data": env["data"]})
 
     def forget_outbox(self, upto: int) -> Future[int]:
         """Drop outbox rows up to `upto` (the relay stored them) in one writer transaction."""
@@ -298,6 +302,7 @@ class TillService:
             "due": max(due, 0),
             "cash_due": max(cash_round(due, self.config.cash_increment), 0),
             "payments": [p.to_data() for p in sale.payments],
+            "customer": sale.customer,
         }
 
     def sale_view(self, sale_id: str, reader: Reader | None = None) -> dict[str, Any]:

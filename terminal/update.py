@@ -24,7 +24,6 @@ import re
 import subprocess
 import threading
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from collections import deque
@@ -42,7 +41,9 @@ from jeepney import (  # type: ignore[import-untyped]
     new_method_call,
 )
 from jeepney.io.blocking import Proxy, open_dbus_connection  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
+
+from tillbox.settings import SettingsError, Strict, read_toml, validate
 
 from . import sdnotify
 from .config import ConfigError
@@ -79,10 +80,8 @@ class UpdateError(Exception):
     """A step of the update failed; the message goes to the fleet as the result's `error`."""
 
 
-class UpdateSettings(BaseModel):
+class UpdateSettings(Strict):
     """`update.toml` beside `terminal.toml`: how this box installs and reboots."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1] = 1
     bus: str = Field("system", min_length=1, max_length=256)
@@ -102,19 +101,9 @@ class UpdateSettings(BaseModel):
 def load_settings(path: Path) -> UpdateSettings:
     """Read `update.toml`; a missing file means the appliance defaults."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return UpdateSettings()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"{path}: cannot be read: {err}") from err
-    try:
-        return UpdateSettings.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in err.errors()
-        )
-        raise ConfigError(f"{path}: {problems} (keys: docs/updates.md)") from err
+        return validate(UpdateSettings, read_toml(path, missing=None), path, "docs/updates.md")
+    except SettingsError as err:
+        raise ConfigError(str(err)) from err
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,10 +31,18 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import tillbox
-from tillbox.contract import ack_topic, cmd_result_topic, cmd_topic, events_topic, status_topic
+from tillbox.contract import (
+    ack_topic,
+    cmd_result_topic,
+    cmd_topic,
+    downsync_topic,
+    events_topic,
+    resync_topic,
+    status_topic,
+)
 
 from .config import TerminalConfig
-from .downsync import FAMILIES, DownSync, Family, parse_topic, resync_topic, sync_topic
+from .downsync import FAMILIES, KINDS, DownSync, Family, parse_topic
 from .journal import Reader, envelope
 from .service import TillService, utcnow
 
@@ -395,7 +403,7 @@ class Uplink:
         """Always subscribe: cheap with a resumed session, and it brings retained snapshots."""
         store = self.config.store_id
         topics = [self.ack_topic, self.cmd_prefix + "+"] + [
-            sync_topic(store, family, kind) for family in FAMILIES for kind in ("snapshot", "delta")
+            downsync_topic(store, family, kind) for family in FAMILIES for kind in KINDS
         ]
         result, mid = client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
         if result == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:
@@ -537,7 +545,7 @@ class Uplink:
         for family in sorted(families):
             # Subscribing afresh makes the broker send the retained (newest) snapshot; the
             # relay answers the resync request with the snapshot too.
-            topic = sync_topic(store, family, "snapshot")
+            topic = downsync_topic(store, family, "snapshot")
             client.unsubscribe(topic)
             result, mid = client.subscribe(topic, options=SubscribeOptions(qos=1))
             if result == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None:

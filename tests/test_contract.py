@@ -1,4 +1,4 @@
-# The contract's canonical JSON is RFC 8785 exactly, fast path or not.
+# The contract: canonical JSON is RFC 8785 exactly, and both sides use its topic names.
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +8,18 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tillbox.contract import canonical
+from relay.downsync import parse_resync
+from relay.mqtt import Received
+from terminal.downsync import FAMILIES, KINDS, parse_topic
+from tillbox.contract import (
+    EnvelopeError,
+    canonical,
+    checked_data,
+    downsync_topic,
+    event_hash,
+    resync_topic,
+    validate_envelope,
+)
 
 keys = st.text(max_size=8)
 scalars = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=20)
@@ -26,7 +37,12 @@ def test_canonical_is_rfc8785(value: Any) -> None:
 
 
 def test_tricky_strings_and_keys() -> None:
-    doc = {"\U0001f600": 1, "\ue000": 2, "z": '\u2028\x7f\x1f"\\/é€', "a": [1.0, 1e21]}
+    doc: dict[str, Any] = {
+        "\U0001f600": 1,
+        "\ue000": 2,
+        "z": '\u2028\x7f\x1f"\\/é€',
+        "a": [1.0, 1e21],
+    }
     assert canonical(doc) == bytes(rfc8785.dumps(doc))
     assert canonical({"b": 1, "a": "\x00"}) == b'{"a":"\\u0000","b":1}'
 
@@ -34,3 +50,40 @@ def test_tricky_strings_and_keys() -> None:
 def test_unsafe_integers_are_refused_as_rfc8785_does() -> None:
     with pytest.raises(rfc8785.IntegerDomainError):
         canonical({"amount": 2**53})
+
+
+def test_both_sides_read_the_down_sync_topics_the_contract_names() -> None:
+    for family in FAMILIES:
+        for kind in KINDS:
+            assert parse_topic("s1", downsync_topic("s1", family, kind)) == (family, kind)
+            assert parse_topic("s2", downsync_topic("s1", family, kind)) is None
+    asked = Received(resync_topic("s1", "t1"), b'{"family": "stock"}', 1, 1, 0)
+    assert parse_resync(asked) == ("s1", "t1", "stock")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(keys, values, max_size=6),
+    st.integers(1, 2**53 - 1),
+    st.sampled_from(["2026-11-27T10:15:00Z", "2026-11-27T10:15:00.5Z", "2026-11-27T10:15:00Z\n"]),
+)
+def test_the_hash_check_encodes_data_once_and_agrees_with_event_hash(
+    data: dict[str, Any], seq: int, at: str
+) -> None:
+    env: dict[str, Any] = {
+        "schema": "tillbox.event/1",
+        "id": "0b7e3a52-5c1e-4f0e-9d8a-2f6c1e1b9a10",
+        "type": "sale.completed",
+        "store": "s1",
+        "terminal": "t1",
+        "seq": seq,
+        "at": at,
+        "prev_hash": "0" * 64,
+        "data": data,
+    }
+    env["hash"] = event_hash(env)
+    assert checked_data(env) == canonical(data)
+    assert validate_envelope(env) is env
+    env["data"] = {**data, "changed": not data.get("changed")}
+    with pytest.raises(EnvelopeError, match="hash does not match"):
+        validate_envelope(env)

@@ -44,18 +44,38 @@ def canonical(value: Any) -> bytes:
     events hold no floats, so the slow general path is only a fallback.
     """
     if _plain(value):
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode()
+        return _JCS.encode(value).encode()
     return bytes(rfc8785.dumps(value))
 
 
+# One encoder for every call: json.dumps with these options builds a new one each time.
+_JCS: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _plain(value: Any) -> bool:
-    """No floats, no unsafe integers, no key outside the Basic Multilingual Plane."""
+    """No floats, no unsafe integers, no key outside the Basic Multilingual Plane.
+
+    Exact types first (every hash on both sides runs this): JSON decoding makes only
+    dict, list, str, int, bool and None; anything else takes the general checks."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, dict):
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
+                    return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is int:
+            if not -_SAFE_INT <= item <= _SAFE_INT:
+                return False
+        elif isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str) or (not key.isascii() and max(key) > "\uffff"):
                     return False
@@ -78,6 +98,13 @@ def event_hash(envelope: Mapping[str, Any]) -> str:
 
 def validate_envelope(envelope: Any) -> dict[str, Any]:
     """Check shape and hash of one envelope; return it or raise EnvelopeError naming the field."""
+    checked_data(envelope)
+    return envelope  # type: ignore[no-any-return]
+
+
+def checked_data(envelope: Any) -> bytes:
+    """Check an envelope as validate_envelope does; return the canonical JSON of its `data`,
+    which the hash was computed over, so that a store can keep it without encoding it again."""
     if not isinstance(envelope, dict):
         raise EnvelopeError("envelope must be a JSON object")
     missing = ENVELOPE_KEYS - envelope.keys()
@@ -109,9 +136,22 @@ def validate_envelope(envelope: Any) -> dict[str, Any]:
     for field, ok in checks:
         if not ok:
             raise EnvelopeError(f"bad value for {field!r}")
-    if event_hash(envelope) != envelope["hash"]:
+    data = canonical(envelope["data"])
+    if _hash_with(envelope, data) != envelope["hash"]:
         raise EnvelopeError("hash does not match the envelope's content")
-    return envelope
+    return data
+
+
+def _hash_with(envelope: Mapping[str, Any], data: bytes) -> str:
+    """event_hash of an envelope with exactly ENVELOPE_KEYS, given the canonical `data`.
+
+    JCS composes (a member's value is canonical on its own), so the envelope is encoded with
+    `data` as null and the null replaced: `data`, by far the largest part, is encoded once
+    instead of twice. Only `at` sorts before `data`, and a JSON string never holds a bare
+    quote, so the first `"data":null` is the member itself."""
+    skeleton = {k: None if k == "data" else v for k, v in envelope.items() if k != "hash"}
+    body = canonical(skeleton).replace(b'"data":null', b'"data":' + data, 1)
+    return hashlib.sha256(body).hexdigest()
 
 
 def events_topic(store: str, terminal: str) -> str:
@@ -132,6 +172,15 @@ def cmd_topic(store: str, terminal: str, name: str) -> str:
 
 def resync_topic(store: str, terminal: str) -> str:
     return f"{TOPIC_PREFIX}/{store}/{terminal}/resync"
+
+
+def downsync_topic(store: str, family: str, kind: str) -> str:
+    """Store-wide down-sync: `family` catalog, stock or customers; `kind` snapshot or delta."""
+    return f"{TOPIC_PREFIX}/{store}/{family}/{kind}"
+
+
+def alerts_topic(store: str) -> str:
+    return f"{TOPIC_PREFIX}/{store}/alerts"
 
 
 def cmd_result_topic(store: str, terminal: str) -> str:

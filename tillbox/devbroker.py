@@ -253,6 +253,19 @@ class DevBroker:
             proc.wait()
         self._proc = None
 
+    def save(self, timeout: float = 10.0) -> None:
+        """SIGUSR1: mosquitto writes its persistence file now, as an autosave would."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise BrokerError("broker is not running")
+        before = self.db_path.stat().st_mtime_ns if self.db_path.exists() else None
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while not self.db_path.exists() or self.db_path.stat().st_mtime_ns == before:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"broker did not save {self.db_path} within {timeout} s")
+            time.sleep(0.02)
+
     def restart(self, *, keep_persistence: bool = True, timeout: float = 10.0) -> None:
         """Stop (if running), optionally delete the persistence file, start on the same port."""
         self.stop(timeout)

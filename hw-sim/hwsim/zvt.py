@@ -99,6 +99,21 @@ def tlv(tag: int, value: bytes) -> bytes:
     return tag.to_bytes(2 if tag > 0xFF else 1, "big") + tlv_length(len(value)) + value
 
 
+Bmp = tuple[int, bytes | None]  # (BMP number, its encoded value; None: left out)
+
+
+def status_info(result: int, *bmps: Bmp) -> bytes:
+    """A status-information APDU (04 0F): the result code (BMP 27), then the BMPs in order."""
+    data = b"\x27" + bytes((result,))
+    data += b"".join(bytes((bmp,)) + value for bmp, value in bmps if value is not None)
+    return apdu(0x04, 0x0F, data)
+
+
+def clock_bmps(when: datetime.datetime) -> tuple[Bmp, Bmp]:
+    """Time (BMP 0C) and date (BMP 0D) of a booking or a totals report."""
+    return (0x0C, bcd(int(when.strftime("%H%M%S")), 3)), (0x0D, bcd(int(when.strftime("%m%d")), 2))
+
+
 # Fixed widths of the BMPs an ECR sends us; a variable one gives its digit count.
 _BMP_WIDTH: dict[int, int] = {
     0x01: 1, 0x02: 1, 0x03: 1, 0x04: 6, 0x05: 1, 0x0B: 3, 0x0C: 3, 0x0D: 2,
@@ -160,6 +175,11 @@ class Card:
     @property
     def printed_pan(self) -> str:
         return self.pan_nibbles.rstrip("F").replace("E", "*")
+
+    @property
+    def bmps(self) -> tuple[Bmp, Bmp]:
+        """Card type (BMP 8A) and card name (BMP 8B)."""
+        return (0x8A, bytes((self.card_type,))), (0x8B, llvar(self.name.encode() + b"\0"))
 
 
 CARDS: dict[str, Card] = {
@@ -811,22 +831,19 @@ class ZvtSimulator:
         return fields
 
     def _authorise(self, wire: _Wire, body: bytes) -> None:
-        fields = self._request(wire, body, with_password=False)
-        if fields is None:
-            return
-        if 0x04 not in fields:
-            self._send(wire, _BAD_REQUEST)
-            return
-        self._card_transaction(wire, "sale", unbcd(fields[0x04]), fields)
+        self._amount_transaction(wire, body, "sale", with_password=False)
 
     def _refund(self, wire: _Wire, body: bytes) -> None:
-        fields = self._request(wire, body, with_password=True)
+        self._amount_transaction(wire, body, "refund", with_password=True)
+
+    def _amount_transaction(self, wire: _Wire, body: bytes, kind: str, with_password: bool) -> None:
+        fields = self._request(wire, body, with_password=with_password)
         if fields is None:
             return
         if 0x04 not in fields:
             self._send(wire, _BAD_REQUEST)
             return
-        self._card_transaction(wire, "refund", unbcd(fields[0x04]), fields)
+        self._card_transaction(wire, kind, unbcd(fields[0x04]), fields)
 
     def _reverse(self, wire: _Wire, body: bytes) -> None:
         fields = self._request(wire, body, with_password=True)
@@ -840,7 +857,7 @@ class ZvtSimulator:
         if target is None or target.reversed:
             self._send(wire, _OK)
             code = 0xB4 if target is not None else 0xB5
-            self._ask(wire, apdu(0x04, 0x0F, b"\x27" + bytes((code,))))
+            self._ask(wire, status_info(code))
             self._ask(wire, apdu(0x06, 0x1E, bytes((code,))))
             return
         self._card_transaction(wire, "reversal", target.amount, fields, target)
@@ -875,13 +892,9 @@ class ZvtSimulator:
         cc = fields.get(0x49)
         if plan.scenario is Scenario.DECLINE:
             self._status(wire, 0x1D)
-            status = b"\x27" + bytes((plan.result_code,)) + b"\x04" + bcd(amount, 6)
-            status += (
-                b"\x8a" + bytes((card.card_type,)) + b"\x8b" + llvar(card.name.encode() + b"\0")
+            self._ask(
+                wire, status_info(plan.result_code, (0x04, bcd(amount, 6)), *card.bmps, (0x49, cc))
             )
-            if cc is not None:
-                status += b"\x49" + cc
-            self._ask(wire, apdu(0x04, 0x0F, status))
             if self._reg.payment_receipts:
                 self._print(wire, self._decline_receipt(amount, card, plan.result_code))
             self._ask(wire, apdu(0x06, 0x1E, bytes((plan.result_code,))))
@@ -902,10 +915,10 @@ class ZvtSimulator:
             self._book(booking, original)
             raise _PowerLoss
         self._status(wire, 0x0B)  # remove card
-        status = self._status_info(booking, cc)
+        bmps = self._booking_bmps(booking, cc)
         if self._take_fault("garble"):
-            status += b"\x5a\x00"  # a BMP no ECR can know the length of
-        answer = self._answer(wire, apdu(0x04, 0x0F, status))
+            bmps.append((0x5A, b"\x00"))  # a BMP no ECR can know the length of
+        answer = self._answer(wire, status_info(0x00, *bmps))
         if answer is None or not (answer[0] == 0x80 or answer[1] == 0x00):
             self._note("ECR did not confirm the result: auto-reversal")
             if answer is not None:
@@ -934,24 +947,23 @@ class ZvtSimulator:
         self._close_pty()
         raise _Gone
 
-    def _status_info(self, b: Booking, cc: bytes | None) -> bytes:
-        when = b.when
+    def _booking_bmps(self, b: Booking, cc: bytes | None) -> list[Bmp]:
+        """What the status information of a booking carries (masked card number only)."""
         payment_type = 0x40 if b.offline else (0x70 if b.card.bucket == 0 else 0x60)
-        data = b"\x27\x00" + b"\x04" + bcd(b.amount, 6) + b"\x0b" + bcd(b.trace, 3)
-        data += b"\x0c" + bcd(int(when.strftime("%H%M%S")), 3)
-        data += b"\x0d" + bcd(int(when.strftime("%m%d")), 2)
-        data += b"\x19" + bytes((payment_type,))
-        data += b"\x22" + llvar(bytes.fromhex(b.card.pan_nibbles))
-        data += b"\x29" + bytes.fromhex(self.terminal_id)
-        data += b"\x3b" + b.auth_code.encode().ljust(8, b"\0")
-        data += b"\x87" + bcd(b.receipt, 2)
-        data += b"\x8a" + bytes((b.card.card_type,))
-        data += b"\x8b" + llvar(b.card.name.encode() + b"\0")
-        if b.original_trace is not None:
-            data += b"\x37" + bcd(b.original_trace, 3)
-        if cc is not None:
-            data += b"\x49" + cc
-        return data
+        original = None if b.original_trace is None else bcd(b.original_trace, 3)
+        return [
+            (0x04, bcd(b.amount, 6)),
+            (0x0B, bcd(b.trace, 3)),
+            *clock_bmps(b.when),
+            (0x19, bytes((payment_type,))),
+            (0x22, llvar(bytes.fromhex(b.card.pan_nibbles))),
+            (0x29, bytes.fromhex(self.terminal_id)),
+            (0x3B, b.auth_code.encode().ljust(8, b"\0")),
+            (0x87, bcd(b.receipt, 2)),
+            *b.card.bmps,
+            (0x37, original),
+            (0x49, cc),
+        ]
 
     def _receipt(self, b: Booking) -> list[str]:
         title = {"sale": "PAYMENT", "refund": "REFUND", "reversal": "REVERSAL"}[b.kind]
@@ -991,7 +1003,7 @@ class ZvtSimulator:
                 return False
         return True
 
-    def _totals_fields(self) -> bytes:
+    def _totals_status(self) -> bytes:
         slots = self.totals()
         receipts = [b.receipt for b in self.batch]
         first, last = (min(receipts), max(receipts)) if receipts else (0, 0)
@@ -999,13 +1011,15 @@ class ZvtSimulator:
         for count, total in slots:
             single += bytes((min(count, 255),)) + bcd(max(total, 0), 6)
         grand = sum(max(total, 0) for _, total in slots)
-        now = self.clock()
-        data = b"\x27\x00\x04" + bcd(grand, 6) + b"\x0b" + bcd(self._next_trace, 3)
-        data += b"\x0c" + bcd(int(now.strftime("%H%M%S")), 3)
-        data += b"\x0d" + bcd(int(now.strftime("%m%d")), 2)
-        data += b"\x60" + llvar(single, 3)
+        trace = bcd(self._next_trace, 3)
         self._next_trace += 1
-        return data
+        return status_info(
+            0x00,
+            (0x04, bcd(grand, 6)),
+            (0x0B, trace),
+            *clock_bmps(self.clock()),
+            (0x60, llvar(single, 3)),
+        )
 
     def _totals_receipt(self, heading: str) -> list[str]:
         lines = ["Tillbox Simulated Terminal", heading]
@@ -1026,7 +1040,7 @@ class ZvtSimulator:
             return
         self._send(wire, _OK)
         self._status(wire, 0x0E)  # please wait
-        if not self._ask(wire, apdu(0x04, 0x0F, self._totals_fields())):
+        if not self._ask(wire, self._totals_status()):
             return
         if self._reg.admin_receipts:
             self._print(wire, self._totals_receipt("END OF DAY" if close else "TOTALS"))
@@ -1046,7 +1060,7 @@ class ZvtSimulator:
             self._ask(wire, apdu(0x06, 0x1E, b"\x83"))
             return
         if service & 0x01:
-            self._ask(wire, apdu(0x04, 0x0F, self._status_info(last, None)))
+            self._ask(wire, status_info(0x00, *self._booking_bmps(last, None)))
         if not service & 0x02 and self._reg.payment_receipts:
             self._print(wire, ["*** COPY ***", *self._receipt(last)])
         self._ask(wire, apdu(0x06, 0x0F))

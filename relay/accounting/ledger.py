@@ -94,6 +94,7 @@ IGNORED: Final = frozenset(
         "sale.line_changed",
         "sale.line_removed",
         "sale.discount_set",
+        "sale.customer_set",
         "sale.payment_added",
         "sale.voided",
         "drawer.opened",

@@ -7,6 +7,8 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from tillbox.settings import describe
+
 from .base import Connector, ConnectorConfig, Context
 
 # kind -> "module:Class"; imported only when configured (the SDKs are heavy).
@@ -55,16 +57,7 @@ def parse_config(name: str, raw: dict[str, Any]) -> tuple[type[Connector], Conne
     try:
         config = cls.Config.model_validate(raw)
     except ValidationError as err:
-        parts = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            msg = (
-                "unknown key; check its spelling against docs/connectors.md"
-                if e["type"] == "extra_forbidden"
-                else e["msg"]
-            )
-            parts.append(f"{where}.{key}: {msg}")
-        raise ConnectorConfigError("; ".join(parts)) from err
+        raise ConnectorConfigError(describe(err, "docs/connectors.md", prefix=where)) from err
     return cls, config
 
 

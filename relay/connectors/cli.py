@@ -261,23 +261,15 @@ def _alert_publisher(config: Any) -> tuple[Callable[[str, bytes], None] | None, 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     def go() -> int:
-        from datetime import date
-
-        from relay.reconcile import Reconciler, render
-
-        from .runtime import Timezones
+        from relay.reconcile import business_day, for_config, render
 
         try:
-            date.fromisoformat(args.day)
-        except ValueError:
-            return _fail(f"--day {args.day!r}: a date as YYYY-MM-DD")
+            day = business_day(args.day)
+        except ValueError as err:
+            return _fail(f"--day: {err}")
         config = _config(args)
         store = _store(args, config)
-        led = config.ledger
-        zones = Timezones(
-            led.timezone, {s: v.timezone for s, v in led.stores.items() if v.timezone}
-        )
-        rep = Reconciler(store.engine, zones, led.currency).report(args.store, args.day)
+        rep = for_config(config, store.engine).report(args.store, day)
         if args.json:
             print(json.dumps(rep.to_json(), indent=2, ensure_ascii=False))
         else:

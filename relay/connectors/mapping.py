@@ -10,9 +10,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from tillbox.contract import valid_id
+from tillbox.settings import Strict, describe
 
 from .base import ConnectorError, MissingMapping
 
@@ -25,15 +26,11 @@ class MappingError(ConnectorError):
     """The mapping file cannot be used; the message names the key and what to write."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StoreMap(_Strict):
+class StoreMap(Strict):
     tracking: str | None = Field(None, min_length=1, max_length=100)
 
 
-class Accounts(_Strict):
+class Accounts(Strict):
     sales: str | None = Field(None, min_length=1, max_length=64)
     rounding: str | None = Field(None, min_length=1, max_length=64)
     over_short: str | None = Field(None, min_length=1, max_length=64)
@@ -42,14 +39,14 @@ class Accounts(_Strict):
     bank: str | None = Field(None, min_length=1, max_length=64)
 
 
-class MappingDoc(_Strict):
+class MappingDoc(Strict):
     version: Literal[1]
     revision: str = Field("", max_length=64)
     accounts: Accounts = Accounts()
-    tenders: dict[str, str] = {}
-    tax_rates: dict[str, str] = {}
-    stores: dict[str, StoreMap] = {}
-    items: dict[str, str] = {}
+    tenders: dict[str, str] = Field(default_factory=dict)
+    tax_rates: dict[str, str] = Field(default_factory=dict)
+    stores: dict[str, StoreMap] = Field(default_factory=dict)
+    items: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("tenders", "items")
     @classmethod
@@ -176,16 +173,7 @@ def parse(text: str, where: str) -> FieldMapping:
     try:
         doc = MappingDoc.model_validate(raw)
     except ValidationError as err:
-        parts = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            msg = (
-                "unknown key; see docs/connectors.md"
-                if e["type"] == "extra_forbidden"
-                else e["msg"]
-            )
-            parts.append(f"{key}: {msg}")
-        raise MappingError(f"{where}: " + "; ".join(parts)) from err
+        raise MappingError(f"{where}: " + describe(err, "docs/connectors.md")) from err
     digest = hashlib.sha256(
         json.dumps(doc.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()

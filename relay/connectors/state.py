@@ -11,19 +11,11 @@ from typing import Any, Final, Literal
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
-    Column,
     Connection,
     DateTime,
     Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
     Table,
-    Text,
-    UniqueConstraint,
     func,
     insert,
     select,
@@ -33,129 +25,38 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from relay.store import StoreUnavailable, events, heads
+from relay.store import (
+    StoreUnavailable,
+    connector_bindings,
+    connector_cursors,
+    connector_dead,
+    connector_health,
+    connector_kv,
+    connector_queue,
+    connector_unknown,
+    events,
+    heads,
+    imported_events,
+    metadata,
+    now_utc,
+)
 
 from .base import Command, Event, MissingMapping
 
 log = logging.getLogger("tillbox.relay.connectors")
 
-metadata = MetaData()
-_Name = String(64)
 IMPORTS: Final = "imports"
 FEED_BATCH: Final = 500
 
-cursors = Table(
-    "connector_cursors",
-    metadata,
-    Column("connector", _Name, primary_key=True),
-    Column("stream", String(160), primary_key=True),
-    Column("position", BigInteger, nullable=False),
-)
-queue = Table(
-    "connector_queue",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("connector", _Name, nullable=False),
-    Column("key", String(200), nullable=False),
-    Column("kind", String(64), nullable=False),
-    Column("store", _Name, nullable=False),
-    Column("day", String(10), nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("sources", JSON, nullable=False),
-    # The source event ({"id", "source"}; it stays in `events` or `imported_events`), so the
-    # command can be planned again (a mapping added, a dead letter replayed).
-    Column("event", JSON, nullable=False),
-    Column("payload", JSON),  # the command's own payload; its other fields are the columns
-    # ready | running | done | waiting (for a mapping) | dead
-    Column("state", String(16), nullable=False),
-    Column("coalesce", Boolean, nullable=False, default=False),
-    Column("generation", Integer, nullable=False, default=0),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("uncertain", Boolean, nullable=False, default=False),
-    Column("next_at", DateTime(timezone=True), nullable=False),
-    Column("lease_until", DateTime(timezone=True)),
-    # host:pid:token of the worker holding the lease, so a restarted relay takes back at once
-    # what a killed one on the same host held (other hosts wait for the lease to run out).
-    Column("owner", String(200), nullable=False, default=""),
-    Column("reason", Text, nullable=False, default=""),
-    Column("mapping_digest", String(64), nullable=False, default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("done_at", DateTime(timezone=True)),
-    UniqueConstraint("connector", "key", name="connector_queue_key"),
-)
-Index("connector_queue_due", queue.c.connector, queue.c.state, queue.c.next_at)
-bindings = Table(
-    "connector_bindings",
-    metadata,
-    Column("connector", _Name, primary_key=True),
-    Column("local_id", String(240), primary_key=True),
-    Column("remote_id", String(240), nullable=False),
-    Column("command_key", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-Index("connector_bindings_command", bindings.c.connector, bindings.c.command_key)
-dead = Table(
-    "connector_dead_letters",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("connector", _Name, nullable=False),
-    Column("queue_id", Integer, nullable=False),
-    Column("key", String(200), nullable=False),
-    Column("kind", String(64), nullable=False),
-    Column("store", _Name, nullable=False),
-    Column("day", String(10), nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("payload", JSON),
-    Column("reason", Text, nullable=False),
-    Column("status", Integer),
-    Column("remote", Text, nullable=False, default=""),
-    Column("attempts", Integer, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("replayed_at", DateTime(timezone=True)),
-)
-unknown = Table(
-    "connector_unknown_events",
-    metadata,
-    Column("connector", _Name, primary_key=True),
-    Column("event_id", String(64), primary_key=True),
-    Column("type", String(128), nullable=False),
-    Column("store", _Name, nullable=False),
-    Column("terminal", _Name, nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("at", String(40), nullable=False),
-    Column("seen_at", DateTime(timezone=True), nullable=False),
-)
-health = Table(
-    "connector_health",
-    metadata,
-    Column("connector", _Name, primary_key=True),
-    Column("failing", Text),
-    Column("since", DateTime(timezone=True), nullable=False),
-    Column("mapping", String(120), nullable=False, default=""),
-)
-# Small values a connector keeps between runs (e.g. a rotated OAuth2 refresh token).
-kv = Table(
-    "connector_kv",
-    metadata,
-    Column("connector", _Name, primary_key=True),
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-# Records the relay makes itself (an acquirer settlement report, imported): connectors read
-# them like terminal events, after a cursor of their own.
-imported = Table(
-    "imported_events",
-    metadata,
-    Column("pos", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(64), nullable=False, unique=True),
-    Column("type", String(128), nullable=False),
-    Column("store", _Name, nullable=False),
-    Column("at", String(40), nullable=False),
-    Column("data", JSON, nullable=False),
-    Column("imported_at", DateTime(timezone=True), nullable=False),
-)
+# The tables are defined with the rest of the relay's schema in relay/store.py.
+cursors = connector_cursors
+queue = connector_queue
+bindings = connector_bindings
+dead = connector_dead
+unknown = connector_unknown
+health = connector_health
+kv = connector_kv
+imported = imported_events
 
 PlanOutcome = Literal["commands", "ignored", "unknown", "waiting", "skipped"]
 
@@ -208,10 +109,6 @@ class QueueStatus:
     mapping: str
     oldest_ready: datetime | None = None
     retrying: list[tuple[str, int, str]] = field(default_factory=list)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:

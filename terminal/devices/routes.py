@@ -4,11 +4,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, FastAPI
 
-from ..auth import Session, Sessions
+from ..auth import Sessions, User
 from ..config import TerminalConfig
 from ..sale import Conflict
 from ..service import TillService
@@ -16,14 +16,6 @@ from .hub import DeviceHub
 
 API = "/api/v1"
 REPRINT_WAIT_S = 30.0
-
-
-def _session(request: Request, authorization: Annotated[str | None, Header()] = None) -> Session:
-    sessions: Sessions = request.app.state.sessions
-    return sessions.get((authorization or "").removeprefix("Bearer ").strip())
-
-
-User = Annotated[Session, Depends(_session)]
 
 
 def mount(

@@ -3,17 +3,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tillbox.settings import Strict
 
 KickReason = Literal["sale", "refund", "no_sale", "cash_movement"]
 ALL_KICKS: tuple[KickReason, ...] = ("sale", "refund", "no_sale", "cash_movement")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PrinterSettings(_Strict):
+class PrinterSettings(Strict):
     """The receipt printer (docs/devices.md#printer)."""
 
     transport: Literal["none", "serial", "network", "usb", "file"] = "none"
@@ -45,7 +43,7 @@ class PrinterSettings(_Strict):
         return self
 
 
-class DrawerSettings(_Strict):
+class DrawerSettings(Strict):
     """The cash drawer on the printer's kick connector."""
 
     enabled: bool = True
@@ -58,7 +56,7 @@ class DrawerSettings(_Strict):
     kick_on: tuple[KickReason, ...] = ALL_KICKS
 
 
-class ScannerSettings(_Strict):
+class ScannerSettings(Strict):
     """One barcode scanner: a serial port (CDC/ttyACM, RS-232) or an evdev keyboard wedge."""
 
     mode: Literal["serial", "evdev"] = "serial"
@@ -78,7 +76,7 @@ class ScannerSettings(_Strict):
         return self
 
 
-class DevicesConfig(_Strict):
+class DevicesConfig(Strict):
     """What is plugged into the box and how often it is checked (docs/devices.md)."""
 
     poll_interval_s: float = Field(1.0, ge=0.05, le=60)

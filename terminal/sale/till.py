@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from .catalog import Item, Unit
+from .customers import check_new_customer
 from .errors import Conflict, Invalid, NotFound
 from .money import cash_round, round_minor
 from .pricing import Discount, LineInput, TaxSetup, Totals, price
@@ -92,6 +93,7 @@ class Sale:
     discount: Discount | None = None
     payments: list[Payment] = field(default_factory=list)
     reversed: list[dict[str, Any]] = field(default_factory=list)  # card payments given back
+    customer: dict[str, Any] | None = None  # {"id", "name"} once one is attached
 
     def totals(self, tax: TaxSetup) -> Totals:
         inputs = [
@@ -321,6 +323,60 @@ class Till:
             # Not "receipt_no": the journal finds receipts by that field.
             data["for_receipt"] = receipt_no
         return [("drawer.opened", data)]
+
+    def capture_customer(
+        self,
+        customer_id: str,
+        name: str,
+        email: str | None,
+        phone: str | None,
+        marketing_consent: bool,
+        answered_at: str,
+        cashier: str,
+        sale_id: str | None = None,
+    ) -> list[Event]:
+        """A new customer typed in at the counter; attached to `sale_id` in the same step.
+
+        Marketing consent is what the customer said (no when not asked), with when and who
+        recorded it: the proof a shop needs before sending them anything.
+        """
+        if not isinstance(marketing_consent, bool):
+            raise Invalid("bad_consent", "Marketing consent is a yes or a no.")
+        if sale_id is not None:
+            self.sale(sale_id)
+        found = check_new_customer(name, email, phone)
+        events: list[Event] = [
+            (
+                "customer.captured",
+                {
+                    "customer_id": customer_id,
+                    "name": found.name,
+                    "email": found.email,
+                    "phone": found.phone,
+                    "marketing_consent": marketing_consent,
+                    "marketing_consent_at": answered_at,
+                    "captured_by": cashier,
+                },
+            )
+        ]
+        if sale_id is not None:
+            events += self.set_customer(sale_id, {"id": customer_id, "name": found.name})
+        return events
+
+    def set_customer(self, sale_id: str, customer: Mapping[str, Any] | None) -> list[Event]:
+        """Attach a customer (`{"id", "name"}`) to an open sale, or take it off with None."""
+        self.sale(sale_id)
+        return [
+            (
+                "sale.customer_set",
+                {
+                    "sale_id": sale_id,
+                    "customer": None
+                    if customer is None
+                    else {"id": customer["id"], "name": customer["name"]},
+                },
+            )
+        ]
 
     def open_sale(self, sale_id: str, cashier: str) -> list[Event]:
         shift = self.shift()
@@ -997,6 +1053,8 @@ class Till:
             del st.sales[data["sale_id"]].lines[data["line_id"]]
         elif type_ == "sale.discount_set":
             st.sales[data["sale_id"]].discount = Discount.from_data(data["discount"])
+        elif type_ == "sale.customer_set":
+            st.sales[data["sale_id"]].customer = data["customer"]
         elif type_ == "sale.payment_added":
             st.sales[data["sale_id"]].payments.append(_payment_from(data))
             st.card_ops.pop(data["payment_id"], None)
@@ -1134,7 +1192,8 @@ class Till:
                     "paid": paid,
                     "change": sum(p.change for p in payments),
                     "payments": [p.to_data() for p in payments],
-                },
+                }
+                | ({"customer": sale.customer} if sale.customer else {}),
             )
         ]
 
@@ -1253,6 +1312,7 @@ def _check_reason(reason: str) -> None:
 _CARD_FIELDS = (
     "brand",
     "card_type",
+    "batch_brand",  # the terminal's end-of-day totals group the card counts in
     "masked_pan",
     "auth_code",
     "trace",

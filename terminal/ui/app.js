@@ -1,5 +1,6 @@
 // The kiosk: start-up, which screen shows, auto-lock, and scans from a keyboard-wedge scanner.
 import { ApiError, get } from "./api.js";
+import { startCustomers } from "./customers.js";
 import { $, fill } from "./dom.js";
 import { closeAllSheets, showError, topSheet } from "./dialogs.js";
 import { connectEvents, disconnectEvents } from "./events.js";
@@ -122,6 +123,7 @@ async function boot() {
   categories = cats.categories;
   startStatus();
   startDevices();
+  startCustomers();
   startSaleFollowing();
   watchIdle();
   on("event", onDeviceEvent);

@@ -7,13 +7,18 @@ const LAYOUTS = {
   en: ["1234567890-", "qwertyuiop", "asdfghjkl'", "zxcvbnm.@/"],
 };
 
-/** A keyboard that edits `input` in place; onOk fires on its OK key (and Enter). */
-export function keyboard(input, { locale = "en", onOk, okLabel = "OK" } = {}) {
+/**
+ * A keyboard that edits `target` in place: an input, or a function giving the input to type
+ * into (a form with several fields). onOk fires on its OK key (and Enter).
+ */
+export function keyboard(target, { locale = "en", onOk, okLabel = "OK" } = {}) {
   const rows = LAYOUTS[locale.slice(0, 2)] || LAYOUTS.en;
+  const field = typeof target === "function" ? target : () => target;
   let shift = false;
   const letters = [];
 
   function type(text) {
+    const input = field();
     const start = input.selectionStart ?? input.value.length;
     const end = input.selectionEnd ?? input.value.length;
     input.value = input.value.slice(0, start) + text + input.value.slice(end);
@@ -23,6 +28,7 @@ export function keyboard(input, { locale = "en", onOk, okLabel = "OK" } = {}) {
   }
 
   function back() {
+    const input = field();
     const start = input.selectionStart ?? input.value.length;
     const end = input.selectionEnd ?? input.value.length;
     const from = start === end ? Math.max(0, start - 1) : start;
@@ -54,9 +60,9 @@ export function keyboard(input, { locale = "en", onOk, okLabel = "OK" } = {}) {
     h(
       "div",
       { class: "kb-row" },
-      h("button", { class: "kb-key kb-wide", type: "button", onclick: () => { input.value = ""; input.dispatchEvent(new Event("input", { bubbles: true })); } }, "Clear"),
+      h("button", { class: "kb-key kb-wide", type: "button", onclick: () => { const input = field(); input.value = ""; input.dispatchEvent(new Event("input", { bubbles: true })); } }, "Clear"),
       h("button", { class: "kb-key kb-space", type: "button", onclick: () => type(" ") }, "space"),
-      h("button", { class: "kb-key kb-ok", type: "button", "data-key": "ok", onclick: () => onOk?.(input.value) }, okLabel),
+      h("button", { class: "kb-key kb-ok", type: "button", "data-key": "ok", onclick: () => onOk?.(field().value) }, okLabel),
     ),
   );
   el.addEventListener("pointerdown", (e) => e.preventDefault()); // keep the caret in the input

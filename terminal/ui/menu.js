@@ -1,14 +1,14 @@
 // The menu: refund, void, no-sale, customers, devices, closing the shift, logging out.
-import { get, post } from "./api.js";
-import { fill, h } from "./dom.js";
+import { post } from "./api.js";
+import { h } from "./dom.js";
 import { approve, confirmSheet, openSheet, pickReason, showError, toast } from "./dialogs.js";
-import { keyboard } from "./keyboard.js";
 import { money } from "./money.js";
 import { openRefund } from "./refund.js";
 import { key, serial, setSale } from "./sale.js";
 import { closeShift } from "./shift.js";
 import { emit, state } from "./state.js";
 import { openDevices } from "./devices.js";
+import { openCustomers } from "./customers.js";
 
 export function openMenu() {
   const sale = state.sale?.status === "open" ? state.sale : null;
@@ -82,41 +82,4 @@ async function endShift() {
   } catch (err) {
     showError(err, "Shift not closed");
   }
-}
-
-function openCustomers() {
-  const input = h("input", { class: "text-input", type: "text", inputmode: "none", autocomplete: "off", placeholder: "Name, email, phone or customer number", "data-testid": "customer-q" });
-  const list = h("div", { class: "customers", "data-testid": "customers" }, h("p", { class: "hint" }, "Type at least 2 letters or digits."));
-  let timer = null;
-  const search = async () => {
-    const q = input.value.trim();
-    if (q.length < 2) return;
-    try {
-      const { customers } = await get(`customers?q=${encodeURIComponent(q)}`);
-      fill(list, customers.length ? customers.map(customerRow) : h("p", { class: "hint" }, "No customer found."));
-    } catch (err) {
-      showError(err);
-    }
-  };
-  input.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(search, 200);
-  });
-  openSheet({
-    title: "Customer lookup",
-    testid: "customer",
-    size: "sheet-full",
-    body: h("div", { class: "sheet-body" }, input, list, keyboard(input, { locale: state.store.locale, okLabel: "Search", onOk: search })),
-  });
-  input.focus();
-}
-
-function customerRow(c) {
-  return h(
-    "div",
-    { class: "customer", "data-testid": "customer-row" },
-    h("span", { class: "line-name" }, c.name, h("small", {}, [c.email, c.phone, c.id].filter(Boolean).join(" · "))),
-    h("span", {}, `${c.loyalty_points} points`),
-    h("span", { class: c.marketing_consent ? "badge good" : "badge" }, c.marketing_consent ? "Marketing: agreed" : "No marketing"),
-  );
 }

@@ -33,7 +33,8 @@ export function setSale(sale) {
   emit("sale", sale);
 }
 
-async function ensureSale() {
+/** The open sale, opened now when there is none (run it inside `serial`). */
+export async function ensureSale() {
   if (state.sale?.status === "open") return state.sale;
   creating ||= post("sales", undefined, { key: key() }).finally(() => (creating = null));
   setSale(await creating);

@@ -24,8 +24,9 @@ def write_config(
     connectors: dict[str, dict[str, Any]] | None = None,
     broker: tuple[str, int] | None = None,
     timezone: str = "Europe/Berlin",
+    http: dict[str, Any] | None = None,
 ) -> Path:
-    """A relay.toml as an operator would write it."""
+    """A relay.toml as an operator would write it (`http`: its `[http]` table)."""
     lines = ["version = 1", "", "[database]", f"url = {_value(db_url)}", ""]
     if broker is not None:
         lines += [
@@ -37,6 +38,8 @@ def write_config(
         ]
     lines += ["[ingest]", "batch_size = 200", "max_batch_delay_ms = 5", ""]
     lines += ["[ledger]", f"timezone = {_value(timezone)}", ""]
+    if http is not None:
+        lines += ["[http]", *(f"{k} = {_value(v)}" for k, v in http.items()), ""]
     for name, table in (connectors or {}).items():
         lines.append(f"[connectors.{name}]")
         lines += [f"{k} = {_value(v)}" for k, v in table.items()]

@@ -37,6 +37,7 @@ _KNOWN = frozenset(
         "sale.line_changed",
         "sale.line_removed",
         "sale.discount_set",
+        "sale.customer_set",
         "sale.payment_added",
         "sale.voided",
         "drawer.opened",

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
-from relay.reconcile import Reconciler, alert_payload, alerts_topic
+from relay.reconcile import Reconciler, alert_payload
+from tillbox.contract import alerts_topic
 
 from ..base import Bindings, Command, Connector, ConnectorConfig, Done, Event, Retry
 from ..keys import command_key
@@ -38,6 +39,7 @@ class ReconcileConnector(Connector):
             "sale.line_changed",
             "sale.line_removed",
             "sale.discount_set",
+            "sale.customer_set",
             "sale.payment_added",
             "sale.completed",
             "sale.refunded",

@@ -62,8 +62,52 @@ def _line(
     return line
 
 
+def _item(
+    text: str,
+    amount: int,
+    cur: str,
+    account: str,
+    tax_type: str = "NONE",
+    tax: int | None = None,
+    track: list[dict[str, str]] | None = None,
+    item_code: str | None = None,
+) -> dict[str, Any]:
+    """An invoice or credit-note line: one unit of `amount`."""
+    item: dict[str, Any] = {} if item_code is None else {"ItemCode": item_code}
+    item |= {
+        "Description": text,
+        "Quantity": "1",
+        "UnitAmount": _m(amount, cur),
+        "AccountCode": account,
+        "TaxType": tax_type,
+    }
+    if tax is not None:
+        item["TaxAmount"] = _m(tax, cur)
+    if track:
+        item["Tracking"] = track
+    return item
+
+
 def _step(name: str, type_: str, doc: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "type": type_, "doc": doc}
+
+
+def _payment(
+    m: FieldMapping, method: str, amount: int, cur: str, day: str, ref: str, target: str
+) -> dict[str, Any]:
+    """The step paying one tender's `amount` into the invoice (`$invoice`) or out of the
+    credit note (`$credit`) an earlier step of the command created."""
+    ref_key, id_key = (
+        ("CreditNote", "CreditNoteID") if target == "$credit" else ("Invoice", "InvoiceID")
+    )
+    doc = {
+        ref_key: {id_key: target},
+        "Account": {"Code": m.tender(method)},
+        "Date": day,
+        "Amount": _m(amount, cur),
+        "Reference": f"{ref} {method}",
+    }
+    return _step(f"payment-{method}", "Payment", doc)
 
 
 def _cash_lines(
@@ -171,27 +215,11 @@ def _shift(ev: Event, m: FieldMapping, o: Options, day: str, cur: str) -> list[C
         return [_command("journal", ev, day, steps, summary, key)] if steps else []
     if as_invoice:
         items = [
-            {
-                "Description": f"sales at {rate}%",
-                "Quantity": "1",
-                "UnitAmount": _m(net, cur),
-                "AccountCode": m.account("sales"),
-                "TaxType": m.tax(rate),
-                "TaxAmount": _m(tax, cur),
-                **({"Tracking": track} if track else {}),
-            }
+            _item(f"sales at {rate}%", net, cur, m.account("sales"), m.tax(rate), tax, track)
             for rate, net, tax in rates
         ]
         if rounding:
-            items.append(
-                {
-                    "Description": "cash rounding",
-                    "Quantity": "1",
-                    "UnitAmount": _m(rounding, cur),
-                    "AccountCode": m.account("rounding"),
-                    "TaxType": "NONE",
-                }
-            )
+            items.append(_item("cash rounding", rounding, cur, m.account("rounding")))
         if items:
             invoice = {
                 "Type": "ACCREC",
@@ -205,21 +233,11 @@ def _shift(ev: Event, m: FieldMapping, o: Options, day: str, cur: str) -> list[C
                 "LineItems": items,
             }
             steps.append(_step("invoice", "Invoice", invoice))
-            for method, net in tenders.items():
-                if net:
-                    steps.append(
-                        _step(
-                            f"payment-{method}",
-                            "Payment",
-                            {
-                                "Invoice": {"InvoiceID": "$invoice"},
-                                "Account": {"Code": m.tender(method)},
-                                "Date": day,
-                                "Amount": _m(net, cur),
-                                "Reference": f"{ref} {method}",
-                            },
-                        )
-                    )
+            steps += [
+                _payment(m, method, net, cur, day, ref, "$invoice")
+                for method, net in tenders.items()
+                if net
+            ]
     if cash_lines:
         steps.append(
             _step(
@@ -244,42 +262,27 @@ def _payments(
     by_method: dict[str, int] = {}
     for p in ev.data["payments"]:
         by_method[p["method"]] = by_method.get(p["method"], 0) + int(p["amount"])
-    ref_key = "CreditNote" if target == "$credit" else "Invoice"
-    id_key = "CreditNoteID" if target == "$credit" else "InvoiceID"
     return [
-        _step(
-            f"payment-{method}",
-            "Payment",
-            {
-                ref_key: {id_key: target},
-                "Account": {"Code": m.tender(method)},
-                "Date": day,
-                "Amount": _m(amount, cur),
-                "Reference": f"{ref} {method}",
-            },
-        )
+        _payment(m, method, amount, cur, day, ref, target)
         for method, amount in sorted(by_method.items())
         if amount
     ]
 
 
 def _sale_items(m: FieldMapping, o: Options, ev: Event, cur: str) -> list[dict[str, Any]]:
+    """The lines of a sale or refund, then its cash rounding."""
     track = _tracking(m, o, ev.store)
     items = []
     for li in ev.data["lines"]:
         rate = canonical_rate(li["rate"]) or li["rate"]
+        code = m.item(li["sku"])
+        text = f"{li['name']} × {li['quantity']}"
+        amount, tax = int(li["amount"]), int(li["tax"])
         items.append(
-            {
-                "ItemCode": m.item(li["sku"]),
-                "Description": f"{li['name']} × {li['quantity']}",
-                "Quantity": "1",
-                "UnitAmount": _m(int(li["amount"]), cur),
-                "AccountCode": m.account("sales"),
-                "TaxType": m.tax(rate),
-                "TaxAmount": _m(int(li["tax"]), cur),
-                **({"Tracking": track} if track else {}),
-            }
+            _item(text, amount, cur, m.account("sales"), m.tax(rate), tax, track, item_code=code)
         )
+    if ev.data.get("rounding"):
+        items.append(_item("cash rounding", int(ev.data["rounding"]), cur, m.account("rounding")))
     return items
 
 
@@ -289,16 +292,6 @@ def _sale(ev: Event, m: FieldMapping, o: Options, day: str) -> Command:
     key = command_key("xero.sale", (ev.id,))
     ref = reference(key)
     items = _sale_items(m, o, ev, cur)
-    if d.get("rounding"):
-        items.append(
-            {
-                "Description": "cash rounding",
-                "Quantity": "1",
-                "UnitAmount": _m(int(d["rounding"]), cur),
-                "AccountCode": m.account("rounding"),
-                "TaxType": "NONE",
-            }
-        )
     inclusive = d.get("tax_mode", "inclusive") == "inclusive"
     invoice = {
         "Type": "ACCREC",
@@ -322,16 +315,6 @@ def _refund(ev: Event, m: FieldMapping, o: Options, day: str) -> Command:
     key = command_key("xero.refund", (ev.id,))
     ref = reference(key)
     items = _sale_items(m, o, ev, cur)
-    if d.get("rounding"):
-        items.append(
-            {
-                "Description": "cash rounding",
-                "Quantity": "1",
-                "UnitAmount": _m(int(d["rounding"]), cur),
-                "AccountCode": m.account("rounding"),
-                "TaxType": "NONE",
-            }
-        )
     taxed = any(int(li["gross"]) != int(li["amount"]) for li in d["lines"])
     credit = {
         "Type": "ACCRECCREDIT",

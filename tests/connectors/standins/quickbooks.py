@@ -3,18 +3,14 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
-import threading
 import time
 import urllib.parse
-from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
-from .xero import Fault, Recorded, free_port
+from .base import Fault, Handler, Recorded, StandIn, State
 
 ACCOUNTS = {
     "35": "Bank",
@@ -45,23 +41,19 @@ def _amount(value: Any) -> Decimal | None:
 
 
 @dataclass
-class _State:
-    docs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    requests: list[Recorded] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
-    limit_hits: list[str] = field(default_factory=list)
-    replays: int = 0
+class _State(State):
     seen: dict[str, tuple[int, bytes]] = field(default_factory=dict)
-    window: deque[float] = field(default_factory=deque)
-    in_flight: int = 0
-    access: set[str] = field(default_factory=set)
     refresh: str = "refresh-0"
     rotations: int = 0
-    faults: deque[Fault] = field(default_factory=deque)
     next_id: int = 100
 
 
-class QuickBooksStandIn:
+class QuickBooksStandIn(StandIn):
+    """QuickBooks Online on 127.0.0.1: `/oauth2/v1/tokens/bearer` (refresh tokens that rotate)
+    and `/v3/company/{realm}/...`."""
+
+    state: _State
+
     def __init__(
         self,
         *,
@@ -72,136 +64,28 @@ class QuickBooksStandIn:
         window_s: float = 60.0,
         concurrent: int = 10,
     ) -> None:
+        super().__init__(_State(), _Handler, calls=calls, window_s=window_s, concurrent=concurrent)
         self.realm, self.client_id, self.client_secret = realm, client_id, client_secret
-        self.calls, self.window_s, self.concurrent = calls, window_s, concurrent
-        self.port = free_port()
-        self.state = _State()
-        self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        standin = self
-
-        class Handler(_Handler):
-            owner = standin
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def fail(self, kind: str, times: int = 1, **kw: Any) -> None:
-        with self.lock:
-            for _ in range(times):
-                self.state.faults.append(Fault(kind, **kw))
-
-    def created(self, entity: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.state.docs.get(entity, {}).values())
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Handler):
     owner: QuickBooksStandIn
-    protocol_version = "HTTP/1.1"
+    token_path = "/oauth2/v1/tokens/bearer"
+    unauthorized: ClassVar[Any] = _fault("AuthenticationFailed", "100", "AUTHENTICATION")
+    throttle_message = "message=ThrottleExceeded; statusCode=429"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def parse_body(self, raw: bytes, headers: dict[str, str]) -> Any:
+        return json.loads(raw) if raw and "json" in headers.get("content-type", "") else raw
 
-    def do_POST(self) -> None:
-        self._handle("POST")
+    def service_error(self, message: str) -> Any:
+        return _fault(message, "3001", "SERVICE")
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    counted = False
-
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> bytes:
-        data = body if isinstance(body, bytes) else json.dumps(body, default=str).encode()
-        if self.counted:  # the call is over for the limit once its answer leaves
-            self.counted = False
-            with self.owner.lock:
-                self.owner.state.in_flight -= 1
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-        return data
-
-    def _handle(self, method: str) -> None:
-        o, st = self.owner, self.owner.state
-        parsed = urllib.parse.urlsplit(self.path)
-        query = dict(urllib.parse.parse_qsl(parsed.query))
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        if parsed.path == "/oauth2/v1/tokens/bearer":
-            self._token(raw, headers)
-            return
-        try:
-            body: Any = (
-                json.loads(raw) if raw and "json" in headers.get("content-type", "") else raw
-            )
-        except ValueError:
-            body = None
-        rec = Recorded(method, parsed.path, query, headers, body, 0)
-        with o.lock:
-            st.requests.append(rec)
-        auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or auth[7:] not in st.access:
-            rec.status = 401
-            self._send(401, _fault("AuthenticationFailed", "100", "AUTHENTICATION"))
-            return
-        with o.lock:
-            now = time.monotonic()
-            while st.window and st.window[0] <= now - o.window_s:
-                st.window.popleft()
-            problem = ""
-            if st.in_flight >= o.concurrent:
-                problem, after = "concurrent", 1
-            elif len(st.window) >= o.calls:
-                problem, after = "minute", math.ceil(st.window[0] + o.window_s - now)
-            if problem:
-                st.limit_hits.append(problem)
-            else:
-                st.window.append(now)
-                st.in_flight += 1
-                self.counted = True
-            fault = st.faults.popleft() if not problem and st.faults else None
-        if problem:
-            rec.status, rec.problem = 429, f"limit:{problem}"
-            self._send(
-                429,
-                _fault("message=ThrottleExceeded; statusCode=429", "3001", "SERVICE"),
-                {"Retry-After": str(max(after, 1))},
-            )
-            return
-        try:
-            self._api(parsed.path, query, body, rec, fault)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        finally:
-            if self.counted:
-                self.counted = False
-                with o.lock:
-                    st.in_flight -= 1
-
-    def _token(self, raw: bytes, headers: dict[str, str]) -> None:
+    def token(self, raw: bytes, headers: dict[str, str]) -> None:
         o, st = self.owner, self.owner.state
         form = dict(urllib.parse.parse_qsl(raw.decode()))
         expected = base64.b64encode(f"{o.client_id}:{o.client_secret}".encode()).decode()
         if headers.get("authorization") != f"Basic {expected}":
-            self._send(401, {"error": "invalid_client"})
+            self.send(401, {"error": "invalid_client"})
             return
         with o.lock:
             if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != st.refresh:
@@ -211,11 +95,11 @@ class _Handler(BaseHTTPRequestHandler):
                 st.rotations += 1
                 st.refresh = f"refresh-{st.rotations}"
                 access = f"access-{st.rotations}-{time.monotonic_ns()}"
-                st.access.add(access)
+                st.tokens.add(access)
         if not ok:
-            self._send(400, {"error": "invalid_grant"})
+            self.send(400, {"error": "invalid_grant"})
             return
-        self._send(
+        self.send(
             200,
             {
                 "access_token": access,
@@ -226,29 +110,22 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _api(
-        self, path: str, query: dict[str, str], body: Any, rec: Recorded, fault: Fault | None
-    ) -> None:
-        o, st = self.owner, self.owner.state
-        if fault is not None and fault.kind in ("429", "500", "503"):
-            rec.status, rec.problem = int(fault.kind), f"injected:{fault.kind}"
-            extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.kind == "429" else {}
-            self._send(rec.status, _fault("injected", "3001", "SERVICE"), extra)
-            return
+    def api(self, rec: Recorded, raw: bytes, fault: Fault | None) -> None:
+        o, st, path, query, body = self.owner, self.owner.state, rec.path, rec.query, rec.body
         m = re.match(rf"^/v3/company/{o.realm}/(\w+)$", path)
         if not m:
             rec.status = 404
-            self._send(404, _fault("no such resource", "610"))
+            self.send(404, _fault("no such resource", "610"))
             return
         entity = m.group(1)
         if entity == "query":
             rec.status = 200
-            self._send(200, self._query(body.decode() if isinstance(body, bytes) else ""))
+            self.send(200, self._query(body.decode() if isinstance(body, bytes) else ""))
             return
         name = next((e for e in ENTITIES if e.lower() == entity), None)
         if name is None:
             rec.status = 400
-            self._send(400, _fault(f"unsupported entity {entity}"))
+            self.send(400, _fault(f"unsupported entity {entity}"))
             return
         request_id = query.get("requestid")
         if not request_id or len(request_id) > 50:
@@ -259,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
                 st.replays += 1
             status, data = st.seen[request_id]
             rec.status, rec.problem = status, "replay"
-            self._send(status, data)
+            self.send(status, data)
             return
         if query.get("minorversion") is None:
             with o.lock:
@@ -280,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         if request_id:
             with o.lock:
                 st.seen[request_id] = (status, data)
-        self._send(status, data)
+        self.send(status, data)
 
     def _query(self, text: str) -> dict[str, Any]:
         m = re.match(r"^select \w+ from (\w+) where (\w+) = '([^']*)'$", text.strip(), re.I)

@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 import json
-import math
 import re
-import socket
 import threading
 import time
 import urllib.parse
 import uuid
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+
+from .base import Fault, Handler, Recorded, StandIn, State
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT.parent / "shared" / "specs" / "xero" / "xero_accounting.yaml"
@@ -50,33 +48,6 @@ def openapi() -> Any:
         return _openapi
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    status: int
-    problem: str = ""
-    at: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class Fault:
-    kind: str  # "429", "500", "503", "timeout" (create, then answer too late), "400"
-    retry_after: float = 1.0
-    delay: float = 3.0
-    only: str | None = None  # a path fragment the fault applies to
-
-
 ACCOUNTS = {
     "200": "REVENUE",
     "260": "OTHERINCOME",
@@ -95,22 +66,14 @@ TRACKING = {"Store": ["Berlin Mitte", "Wien"]}
 
 
 @dataclass
-class _State:
-    docs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    requests: list[Recorded] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
-    limit_hits: list[str] = field(default_factory=list)
-    replays: int = 0
+class _State(State):
     idem: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)
-    window: deque[float] = field(default_factory=deque)
-    in_flight: int = 0
-    peak_in_flight: int = 0
-    tokens: set[str] = field(default_factory=set)
-    faults: deque[Fault] = field(default_factory=deque)
 
 
-class XeroStandIn:
+class XeroStandIn(StandIn):
     """Xero on 127.0.0.1: `/connect/token` (client credentials) and `/api.xro/2.0/...`."""
+
+    state: _State
 
     def __init__(
         self,
@@ -123,53 +86,10 @@ class XeroStandIn:
         concurrent: int = 5,
         items: Iterable[str] = (),
     ) -> None:
+        super().__init__(_State(), _Handler, calls=calls, window_s=window_s, concurrent=concurrent)
         self.tenant, self.client_id, self.client_secret = tenant, client_id, client_secret
-        self.calls, self.window_s, self.concurrent = calls, window_s, concurrent
         self.items = set(items)
-        self.port = free_port()
-        self.state = _State()
-        self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         openapi()
-
-    # ----- lifecycle ----------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        standin = self
-
-        class Handler(_Handler):
-            owner = standin
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Down: the port refuses connections (what was created stays)."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def fail(self, kind: str, times: int = 1, **kw: Any) -> None:
-        with self.lock:
-            for _ in range(times):
-                self.state.faults.append(Fault(kind, **kw))
-
-    # ----- what tests read ----------------------------------------------------------------
-
-    def created(self, collection: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.state.docs.get(collection, {}).values())
 
     def creates(self) -> list[Recorded]:
         """Successful create requests (PUT/POST answered 200), replays excluded."""
@@ -182,11 +102,6 @@ class XeroStandIn:
                 and r.path.startswith(API)
                 and not r.problem
             ]
-
-    @property
-    def requests(self) -> list[Recorded]:
-        with self.lock:
-            return list(self.state.requests)
 
 
 def day_of(value: Any) -> str:
@@ -206,122 +121,40 @@ def _error(message: str, kind: str = "ValidationException") -> dict[str, Any]:
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Handler):
     owner: XeroStandIn
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._handle("GET")
+    content_type = "application/json; charset=utf-8"
+    token_path = "/connect/token"
+    unauthorized: ClassVar[Any] = {"Title": "Unauthorized", "Status": 401, "Detail": "TokenInvalid"}
 
     def do_PUT(self) -> None:
         self._handle("PUT")
 
-    def do_POST(self) -> None:
-        self._handle("POST")
+    def parse_body(self, raw: bytes, headers: dict[str, str]) -> Any:
+        return json.loads(raw, parse_float=Decimal) if raw else None
 
-    counted = False
+    def refuse(self, headers: dict[str, str]) -> tuple[int, Any] | None:
+        refused = super().refuse(headers)
+        if refused is None and headers.get("xero-tenant-id") != self.owner.tenant:
+            return 403, {"Title": "Forbidden", "Detail": "AuthenticationUnsuccessful"}
+        return refused
 
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> bytes:
-        data = body if isinstance(body, bytes) else json.dumps(body, default=str).encode()
-        if self.counted:  # the call is over for the limit once its answer leaves
-            self.counted = False
-            with self.owner.lock:
-                self.owner.state.in_flight -= 1
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-        return data
+    def limit_headers(self, problem: str) -> dict[str, str]:
+        return {"X-Rate-Limit-Problem": problem}
 
-    def _handle(self, method: str) -> None:
-        o = self.owner
-        st = o.state
-        parsed = urllib.parse.urlsplit(self.path)
-        query = dict(urllib.parse.parse_qsl(parsed.query))
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        if parsed.path == "/connect/token":
-            self._token(raw)
-            return
-        try:
-            body = json.loads(raw, parse_float=Decimal) if raw else None
-        except ValueError:
-            body = None
-        rec = Recorded(method, parsed.path, query, headers, body, 0)
-        with o.lock:
-            st.requests.append(rec)
-        auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or auth[7:] not in st.tokens:
-            rec.status = 401
-            self._send(401, {"Title": "Unauthorized", "Status": 401, "Detail": "TokenInvalid"})
-            return
-        if headers.get("xero-tenant-id") != o.tenant:
-            rec.status = 403
-            self._send(403, {"Title": "Forbidden", "Detail": "AuthenticationUnsuccessful"})
-            return
-        # Rate limits first, as Xero does: a refused call does not count.
-        with o.lock:
-            now = time.monotonic()
-            while st.window and st.window[0] <= now - o.window_s:
-                st.window.popleft()
-            problem = ""
-            if st.in_flight >= o.concurrent:
-                problem, after = "concurrent", 1
-            elif len(st.window) >= o.calls:
-                problem, after = "minute", math.ceil(st.window[0] + o.window_s - now)
-            if problem:
-                st.limit_hits.append(problem)
-            else:
-                st.window.append(now)
-                st.in_flight += 1
-                self.counted = True
-                st.peak_in_flight = max(st.peak_in_flight, st.in_flight)
-            fault = None
-            if (
-                not problem
-                and st.faults
-                and (st.faults[0].only is None or st.faults[0].only in parsed.path)
-            ):
-                fault = st.faults.popleft()
-        if problem:
-            rec.status = 429
-            rec.problem = f"limit:{problem}"
-            self._send(
-                429,
-                {"Message": "rate limit"},
-                {"Retry-After": str(max(after, 1)), "X-Rate-Limit-Problem": problem},
-            )
-            return
-        try:
-            self._api(method, parsed.path, query, headers, raw, body, rec, fault)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        finally:
-            if self.counted:
-                self.counted = False
-                with o.lock:
-                    st.in_flight -= 1
-
-    def _token(self, raw: bytes) -> None:
+    def token(self, raw: bytes, headers: dict[str, str]) -> None:
         o = self.owner
         form = dict(urllib.parse.parse_qsl(raw.decode()))
         if form.get("grant_type") != "client_credentials" or (
             form.get("client_id"),
             form.get("client_secret"),
         ) != (o.client_id, o.client_secret):
-            self._send(400, {"error": "invalid_client"})
+            self.send(400, {"error": "invalid_client"})
             return
         token = uuid.uuid4().hex
         with o.lock:
             o.state.tokens.add(token)
-        self._send(
+        self.send(
             200,
             {
                 "access_token": token,
@@ -331,32 +164,16 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _api(
-        self,
-        method: str,
-        path: str,
-        query: dict[str, str],
-        headers: dict[str, str],
-        raw: bytes,
-        body: Any,
-        rec: Recorded,
-        fault: Fault | None,
-    ) -> None:
-        o = self.owner
-        st = o.state
-        if fault is not None and fault.kind in ("429", "500", "503"):
-            rec.status = int(fault.kind)
-            rec.problem = f"injected:{fault.kind}"
-            extra = {"Retry-After": f"{fault.retry_after:g}", "X-Rate-Limit-Problem": "minute"}
-            self._send(rec.status, {"Message": "injected"}, extra if fault.kind == "429" else {})
-            return
+    def api(self, rec: Recorded, raw: bytes, fault: Fault | None) -> None:
+        o, st = self.owner, self.owner.state
+        method, path, query, headers = rec.method, rec.path, rec.query, rec.headers
         problem = self._validate(method, path, query, headers, raw)
         if problem:
             with o.lock:
                 st.violations.append(f"{method} {path}: {problem}")
             rec.status = 400
             rec.problem = "spec"
-            self._send(400, _error(f"request does not follow the API spec: {problem}"))
+            self.send(400, _error(f"request does not follow the API spec: {problem}"))
             return
         key = headers.get("idempotency-key")
         if method in ("PUT", "POST") and key:
@@ -368,14 +185,14 @@ class _Handler(BaseHTTPRequestHandler):
                 status, data, _ = seen
                 rec.status = status
                 rec.problem = "replay"
-                self._send(status, data)
+                self.send(status, data)
                 return
         if fault is not None and fault.kind == "400":
             rec.status = 400
             rec.problem = "injected:400"
-            self._send(400, _error("injected validation error"))
+            self.send(400, _error("injected validation error"))
             return
-        status, answer = self._route(method, path, query, body)
+        status, answer = self._route(method, path, query, rec.body)
         rec.status = status
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.delay)  # created; the answer comes after the client gave up
@@ -383,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method in ("PUT", "POST") and key and status in (200, 400):
             with o.lock:
                 st.idem[key] = (status, data, "")
-        self._send(status, data)
+        self.send(status, data)
 
     def _validate(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes
