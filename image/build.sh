@@ -38,7 +38,9 @@ build_rootfs() {
     ensure_signing  # its CA becomes the image's RAUC keyring
     log "wheel"
     rm -rf "$OUT/wheel"
-    python3 -m pip wheel --quiet --no-deps --wheel-dir "$OUT/wheel" "$src"
+    # PIP_CONSTRAINT reaches the isolated build too: a pinned setuptools writes the metadata.
+    PIP_CONSTRAINT="$here/constraints.txt" python3 -m pip wheel --quiet --no-deps \
+        --wheel-dir "$OUT/wheel" "$src"
     # The arm64 dependencies are fetched here, by the build host's pip (its index and
     # certificates), and installed offline in the image: pinned, and no network in the root.
     log "arm64 wheels (constraints.txt)"
@@ -53,7 +55,8 @@ build_rootfs() {
     python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$OUT/wheels" \
         --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
         --platform manylinux_2_28_aarch64 --platform manylinux_2_17_aarch64 \
-        --platform manylinux2014_aarch64 --platform any $pins setuptools wheel
+        --platform manylinux2014_aarch64 --platform any -c "$here/constraints.txt" \
+        $pins setuptools wheel
     # evdev ships no wheels: its source, compiled in the image.
     python3 -m pip download --quiet --no-deps --no-binary=:all: --dest "$OUT/wheels" \
         "$(python3 "$here/pins.py" "$OUT/resolve.json" evdev)"

@@ -13,6 +13,17 @@ wheel=$(cd "$TILLBOX_WHEELS" && ls tillbox-*.whl)
 mkdir -p "$root/tmp/wheels"
 cp "$TILLBOX_WHEELS/$wheel" "$TILLBOX_WHEELS"/../wheels/* "$src/image/constraints.txt" "$root/tmp/wheels/"
 in_root python3 -m venv /opt/tillbox/venv
+# evdev's wheel, built in a fixed folder that is mapped out of the debug info (pip's own
+# build folder has a random name), with its generated ecodes.c free of the build host's
+# uname: the same extension bytes on every build.
+sdist=$(cd "$root/tmp/wheels" && ls evdev-*.tar.gz)
+tar -C "$root/tmp" --no-same-owner -xzf "$root/tmp/wheels/$sdist"
+rm "$root/tmp/wheels/$sdist"
+printf '[build_ecodes]\nreproducible = 1\n' > "$root/tmp/evdev.cfg"
+in_root env DIST_EXTRA_CONFIG=/tmp/evdev.cfg CFLAGS="-ffile-prefix-map=/tmp/${sdist%.tar.gz}=." \
+    /opt/tillbox/venv/bin/pip wheel --quiet --no-cache-dir --no-deps --no-index \
+    --disable-pip-version-check --find-links /tmp/wheels --wheel-dir /tmp/wheels "/tmp/${sdist%.tar.gz}"
+rm -rf "$root/tmp/${sdist%.tar.gz}" "$root/tmp/evdev.cfg"
 in_root /opt/tillbox/venv/bin/pip install --quiet --no-cache-dir --no-compile --no-index \
     --disable-pip-version-check --find-links /tmp/wheels -c /tmp/wheels/constraints.txt \
     "/tmp/wheels/$wheel"
