@@ -3,23 +3,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Column, DateTime, Engine, MetaData, String, Table, and_, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    and_,
+    select,
+    union_all,
+)
 
 from relay.accounting.ledger import BatchView, LedgerError, batch_view, to_decimal
 from relay.connectors.state import imported
-from relay.store import alerts, events, heads
+from relay.store import alerts, events, heads, reading
 
 if TYPE_CHECKING:
     from relay.config import RelayConfig
 
 ALERT_SCHEMA: Final = "tillbox.alert/1"
 MONEY_TYPES: Final = ("sale.completed", "sale.refunded", "shift.closed", "payment.batch_settled")
+DAYS_KEPT: Final = 128  # store-days whose folded events a Reconciler keeps in memory
 
 metadata = MetaData()
 reports = Table(
@@ -96,6 +110,68 @@ class Report:
         return hashlib.sha256(body.encode()).hexdigest()
 
 
+@dataclass(slots=True)
+class _TillDay:
+    """One till's money events of one business day, folded in as they are stored. A till's
+    events are stored append-only and gap-free by seq, so what is folded never changes and
+    the next report reads only the events past `upto`."""
+
+    upto: int = 0
+    currency: Any = None
+    tenders: dict[str, TenderLine] = field(default_factory=dict)
+    card_brands: dict[str, TenderLine] = field(default_factory=dict)
+    card_sales: bool = False
+    receipts: list[tuple[int, int]] = field(default_factory=list)  # (number, seq)
+    closings: list[dict[str, Any]] = field(default_factory=list)  # shift and batch closes
+
+    def add(self, e: Mapping[str, Any]) -> None:
+        d = e["data"]
+        if not self.currency and d.get("currency"):
+            self.currency = d["currency"]
+        if e["type"] in ("shift.closed", "payment.batch_settled"):
+            self.closings.append(dict(e))
+            return
+        sale = e["type"] == "sale.completed"
+        for p in d["payments"]:
+            t = self.tenders.setdefault(p["method"], TenderLine())
+            card = p.get("card") if sale else _booked_card(p)
+            b = self.card_brands.setdefault(card.get("brand", "?"), TenderLine()) if card else None
+            if sale:
+                t.sales += int(p["amount"])
+                t.count += 1
+                if b is not None:
+                    b.sales += int(p["amount"])
+                    b.count += 1
+                self.card_sales = self.card_sales or p["method"] == "card"
+            else:
+                t.refunds += int(p["amount"])
+                if b is not None:
+                    b.refunds += int(p["amount"])
+        n = _receipt_int(str(d.get("receipt_no", "")).rsplit("-", 1)[-1])
+        if n is not None:
+            self.receipts.append((n, int(e["seq"])))
+
+
+@dataclass(slots=True)
+class _Day:
+    """A store-day as folded so far, and the look-backs of its closes (fixed once computed:
+    they read only a till's events before the close, all stored when the close was)."""
+
+    tills: dict[str, _TillDay] = field(default_factory=dict)
+    looked_back: dict[tuple[str, str | int], Any] = field(default_factory=dict)
+
+
+def _added(lines: Iterable[Mapping[str, TenderLine]]) -> dict[str, TenderLine]:
+    out: dict[str, TenderLine] = {}
+    for part in lines:
+        for name, line in part.items():
+            t = out.setdefault(name, TenderLine())
+            t.sales += line.sales
+            t.refunds += line.refunds
+            t.count += line.count
+    return out
+
+
 def business_day(text: str) -> str:
     """A business day as asked for by an operator; ValueError saying what to send."""
     try:
@@ -152,27 +228,45 @@ def _money(amount: int | None, currency: str) -> str:
 
 
 class Reconciler:
-    """Builds reports from the central store (events, imports, heads, alerts) and keeps them."""
+    """Builds reports from the central store (events, imports, heads, alerts) and keeps them.
+
+    Each store-day's money events are folded in memory as they arrive, so a report reads only
+    what was stored since the last one (the first report of a day in a process reads it all).
+    """
 
     def __init__(self, engine: Engine, timezone_of: Any, default_currency: str = "EUR") -> None:
         self.engine = engine
         self.tz = timezone_of
         self.default_currency = default_currency
+        self._days: OrderedDict[tuple[str, str], _Day] = OrderedDict()
+        self._lock = threading.Lock()
         metadata.create_all(engine)
 
     # ----- reading --------------------------------------------------------------------------
 
     def knows(self, store: str) -> bool:
         """Whether any terminal of this store has sent the relay events."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(heads.c.store).where(heads.c.store == store).limit(1))
             return row.first() is not None
 
-    def _day_events(self, store: str, day: str) -> list[dict[str, Any]]:
+    def _fold(self, store: str, day: str) -> _Day:
+        """The store-day with the money events stored since the last call folded in: per till,
+        only seqs past what was folded and up to its head (all stored, none to come)."""
+        key = (store, day)
+        folded = self._days.pop(key, None) or _Day()
         tz = self.tz(store)
         lo, hi = _bounds(day, tz)
-        with self.engine.connect() as conn:
-            rows = conn.execute(
+        with reading(self.engine) as conn:
+            moved = {
+                r.terminal: int(r.seq)
+                for r in conn.execute(
+                    select(heads.c.terminal, heads.c.seq).where(heads.c.store == store)
+                )
+                if int(r.seq) > (folded.tills[r.terminal].upto if r.terminal in folded.tills else 0)
+            }
+            # one indexed range search per till (an OR of the ranges scans the store's events)
+            ranges = [
                 select(
                     events.c.id,
                     events.c.type,
@@ -180,32 +274,39 @@ class Reconciler:
                     events.c.seq,
                     events.c.at,
                     events.c.data,
-                )
-                .where(
+                ).where(
                     events.c.store == store,
+                    events.c.terminal == t,
+                    events.c.seq > (folded.tills[t].upto if t in folded.tills else 0),
+                    events.c.seq <= top,
                     events.c.type.in_(MONEY_TYPES),
                     events.c.at >= lo,
                     events.c.at < hi,
                 )
-                .order_by(events.c.terminal, events.c.seq)
-            ).all()
-        return [
-            {
-                "id": r.id,
-                "type": r.type,
-                "terminal": r.terminal,
-                "seq": int(r.seq),
-                "at": r.at,
-                "data": r.data,
-            }
-            for r in rows
-            if _local_day(r.at, tz) == day
-        ]
+                for t, top in sorted(moved.items())
+            ]
+            rows: list[Any] = []
+            for i in range(0, len(ranges), 200):
+                rows += conn.execute(union_all(*ranges[i : i + 200])).all()
+        rows.sort(key=lambda r: (r.terminal, int(r.seq)))
+        for r in rows:
+            if _local_day(r.at, tz) != day:
+                continue
+            e = {"id": r.id, "type": r.type, "terminal": r.terminal, "seq": int(r.seq)}
+            # one that cannot be read raises here: the fold is not kept, the next report reads
+            # the day afresh
+            folded.tills.setdefault(r.terminal, _TillDay()).add({**e, "at": r.at, "data": r.data})
+        for t, top in moved.items():
+            folded.tills.setdefault(t, _TillDay()).upto = top
+        self._days[key] = folded
+        while len(self._days) > DAYS_KEPT:
+            self._days.popitem(last=False)
+        return folded
 
     def _terminal_events(
         self, store: str, terminal: str, after: int, upto: int, types: Sequence[str]
     ) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(events.c.type, events.c.seq, events.c.data)
                 .where(
@@ -222,7 +323,7 @@ class Reconciler:
     def _last_before(
         self, store: str, terminal: str, seq: int, types: Sequence[str]
     ) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             r = conn.execute(
                 select(events.c.type, events.c.seq, events.c.data)
                 .where(
@@ -241,7 +342,7 @@ class Reconciler:
         wanted = list(batches)
         tz = self.tz(store)
         out: set[str] = set()
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             for r in conn.execute(
                 select(events.c.at, events.c.data).where(
                     events.c.store == store, events.c.type == "payment.batch_settled"
@@ -258,42 +359,29 @@ class Reconciler:
     # ----- the report -------------------------------------------------------------------------
 
     def report(self, store: str, day: str) -> Report:
-        evs = self._day_events(store, day)
-        currency = next(
-            (e["data"].get("currency") for e in evs if e["data"].get("currency")),
-            self.default_currency,
-        )
-        rep = Report(store, day, currency)
-        self._tenders(rep, evs)
-        batches = self._batches(rep, store, evs)
-        self._payouts(rep, store, batches)
-        self._cash(rep, store, evs)
-        self._sequences(rep, store, day, evs)
-        return rep
-
-    def _tenders(self, rep: Report, evs: Sequence[Mapping[str, Any]]) -> None:
-        for e in evs:
-            d = e["data"]
-            if e["type"] == "sale.completed":
-                for p in d["payments"]:
-                    t = rep.tenders.setdefault(p["method"], TenderLine())
-                    t.sales += int(p["amount"])
-                    t.count += 1
-                    if p.get("card"):
-                        b = rep.card_brands.setdefault(p["card"].get("brand", "?"), TenderLine())
-                        b.sales += int(p["amount"])
-                        b.count += 1
-            elif e["type"] == "sale.refunded":
-                for p in d["payments"]:
-                    t = rep.tenders.setdefault(p["method"], TenderLine())
-                    t.refunds += int(p["amount"])
-                    card = _booked_card(p)
-                    if card:
-                        b = rep.card_brands.setdefault(card.get("brand", "?"), TenderLine())
-                        b.refunds += int(p["amount"])
+        with self._lock:
+            folded = self._fold(store, day)
+            tills = [folded.tills[t] for t in sorted(folded.tills)]
+            currency = next((t.currency for t in tills if t.currency), self.default_currency)
+            rep = Report(store, day, currency)
+            rep.tenders = _added(t.tenders for t in tills)
+            rep.card_brands = _added(t.card_brands for t in tills)
+            closings = [e for t in tills for e in t.closings]
+            card_tills = {name for name, t in folded.tills.items() if t.card_sales}
+            batches = self._batches(rep, store, closings, card_tills, folded.looked_back)
+            self._payouts(rep, store, batches)
+            self._cash(rep, store, closings, folded.looked_back)
+            receipts = {name: t.receipts for name, t in folded.tills.items() if t.receipts}
+            self._sequences(rep, store, receipts, folded.looked_back)
+            return rep
 
     def _batches(
-        self, rep: Report, store: str, evs: Sequence[Mapping[str, Any]]
+        self,
+        rep: Report,
+        store: str,
+        evs: Sequence[Mapping[str, Any]],
+        card_tills: set[str],
+        looked_back: dict[tuple[str, str | int], Any],
     ) -> list[tuple[str, str, BatchView]]:
         """Each card batch closed this day: the terminal's totals per brand against the card
         payments and refunds the relay holds for that till since its previous batch."""
@@ -312,31 +400,10 @@ class Reconciler:
                 continue
             closed_tills.add(e["terminal"])
             out.append((e["terminal"], e["id"], b))
-            prev = self._last_before(store, e["terminal"], e["seq"], ["payment.batch_settled"])
-            ours: dict[str, TenderLine] = {}
-            receipts: list[int] = []
-            for x in self._terminal_events(
-                store,
-                e["terminal"],
-                prev["seq"] if prev else 0,
-                e["seq"],
-                ["sale.completed", "sale.refunded"],
-            ):
-                for p in x["data"]["payments"]:
-                    card = _booked_card(p)
-                    if p["method"] != "card" or not card:
-                        continue
-                    # the terminal's totals group ("Eurocard/Mastercard"), where the till sent it
-                    group = card.get("batch_brand") or card.get("brand", "?")
-                    line = ours.setdefault(group, TenderLine())
-                    line.count += 1
-                    if x["type"] == "sale.completed":
-                        line.sales += int(p["amount"])
-                        n = _receipt_int(card.get("receipt"))
-                        if n is not None:
-                            receipts.append(n)
-                    else:
-                        line.refunds += int(p["amount"])
+            mine_before = looked_back.get(("batch", e["id"]))
+            if mine_before is None:
+                mine_before = looked_back[("batch", e["id"])] = self._batch_journal(store, e)
+            ours, receipts = mine_before
             brands = []
             for brand in sorted(set(ours) | set(b.terminal.brands)):
                 mine = ours.get(brand, TenderLine())
@@ -398,15 +465,41 @@ class Reconciler:
                     "reported_differences": b.differences,
                 }
             )
-        card_tills = {
-            e["terminal"]
-            for e in evs
-            if e["type"] == "sale.completed"
-            and any(p["method"] == "card" for p in e["data"]["payments"])
-        }
         for till in sorted(card_tills - closed_tills):
             rep.pending.append(f"{store}/{till}: card batch not closed yet")
         return out
+
+    def _batch_journal(
+        self, store: str, e: Mapping[str, Any]
+    ) -> tuple[dict[str, TenderLine], list[int]]:
+        """The card payments and refunds the relay holds for a till between its previous
+        batch close and this one, per the terminal's totals group, and their receipt numbers."""
+        prev = self._last_before(store, e["terminal"], e["seq"], ["payment.batch_settled"])
+        ours: dict[str, TenderLine] = {}
+        receipts: list[int] = []
+        for x in self._terminal_events(
+            store,
+            e["terminal"],
+            prev["seq"] if prev else 0,
+            e["seq"],
+            ["sale.completed", "sale.refunded"],
+        ):
+            for p in x["data"]["payments"]:
+                card = _booked_card(p)
+                if p["method"] != "card" or not card:
+                    continue
+                # the terminal's totals group ("Eurocard/Mastercard"), where the till sent it
+                group = card.get("batch_brand") or card.get("brand", "?")
+                line = ours.setdefault(group, TenderLine())
+                line.count += 1
+                if x["type"] == "sale.completed":
+                    line.sales += int(p["amount"])
+                    n = _receipt_int(card.get("receipt"))
+                    if n is not None:
+                        receipts.append(n)
+                else:
+                    line.refunds += int(p["amount"])
+        return ours, receipts
 
     def _payouts(
         self, rep: Report, store: str, batches: Sequence[tuple[str, str, BatchView]]
@@ -415,7 +508,7 @@ class Reconciler:
             return
         wanted = {(b.card_terminal, b.batch): (till, b) for till, _, b in batches}
         found: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             for r in conn.execute(
                 select(imported.c.data).where(
                     and_(imported.c.store == store, imported.c.type == "settlement.paid_out")
@@ -463,7 +556,13 @@ class Reconciler:
                         )
                     )
 
-    def _cash(self, rep: Report, store: str, evs: Sequence[Mapping[str, Any]]) -> None:
+    def _cash(
+        self,
+        rep: Report,
+        store: str,
+        evs: Sequence[Mapping[str, Any]],
+        looked_back: dict[tuple[str, str | int], Any],
+    ) -> None:
         for e in evs:
             if e["type"] != "shift.closed":
                 continue
@@ -471,7 +570,11 @@ class Reconciler:
             cash = d["report"]["cash"]
             where = f"{store}/{e['terminal']} shift {d['shift_id'][:8]}"
             expected, counted = int(cash["expected"]), int(cash["counted"])
-            ours = self._expected_cash(store, e["terminal"], e["seq"], d["shift_id"])
+            if ("cash", e["id"]) not in looked_back:
+                looked_back[("cash", e["id"])] = self._expected_cash(
+                    store, e["terminal"], e["seq"], d["shift_id"]
+                )
+            ours = looked_back[("cash", e["id"])]
             rep.cash.append(
                 {
                     "terminal": e["terminal"],
@@ -529,9 +632,13 @@ class Reconciler:
         return total
 
     def _sequences(
-        self, rep: Report, store: str, day: str, evs: Sequence[Mapping[str, Any]]
+        self,
+        rep: Report,
+        store: str,
+        by_till: Mapping[str, Sequence[tuple[int, int]]],
+        looked_back: dict[tuple[str, str | int], Any],
     ) -> None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             hrows = conn.execute(select(heads).where(heads.c.store == store)).all()
             open_alerts = conn.execute(
                 select(alerts.c.terminal, alerts.c.kind, alerts.c.detail).where(
@@ -558,20 +665,12 @@ class Reconciler:
                 rep.differences.append(
                     Difference(f"events_{a.kind}", f"{store}/{a.terminal}", None, None, a.detail)
                 )
-        by_till: dict[str, list[tuple[int, int]]] = {}
-        for e in evs:
-            if e["type"] in ("sale.completed", "sale.refunded"):
-                no = str(e["data"].get("receipt_no", ""))
-                n = _receipt_int(no.rsplit("-", 1)[-1])
-                if n is not None:
-                    by_till.setdefault(e["terminal"], []).append((n, e["seq"]))
         for till, numbers in sorted(by_till.items()):
             where = f"{store}/{till}"
             first_seq = min(s for _, s in numbers)
-            before = self._last_before(store, till, first_seq, ["sale.completed", "sale.refunded"])
-            start = None
-            if before is not None:
-                start = _receipt_int(str(before["data"].get("receipt_no", "")).rsplit("-", 1)[-1])
+            if (till, first_seq) not in looked_back:
+                looked_back[(till, first_seq)] = self._receipt_before(store, till, first_seq)
+            start = looked_back[(till, first_seq)]
             nums = sorted(n for n, _ in numbers)
             seen: set[int] = set()
             for n in nums:
@@ -597,6 +696,13 @@ class Reconciler:
                         f"receipt number(s) {shown} missing",
                     )
                 )
+
+    def _receipt_before(self, store: str, till: str, seq: int) -> int | None:
+        """The receipt number of the till's last sale or refund before `seq`."""
+        before = self._last_before(store, till, seq, ["sale.completed", "sale.refunded"])
+        if before is None:
+            return None
+        return _receipt_int(str(before["data"].get("receipt_no", "")).rsplit("-", 1)[-1])
 
     # ----- keeping and alerting ---------------------------------------------------------------
 
@@ -644,7 +750,7 @@ class Reconciler:
             )
 
     def stored(self, store: str, day: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(reports.c.report).where(reports.c.store == store, reports.c.day == day)
             ).first()

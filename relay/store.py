@@ -448,9 +448,21 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+READ_ONLY: Final = "tillbox_read_only"
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only: on SQLite a deferred transaction (a WAL snapshot) instead
+    of the write lock every other transaction takes, so long reads never stall ingest."""
+    with engine.connect() as conn:
+        yield conn.execution_options(**{READ_ONLY: True})
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the store's durability settings: SQLite in WAL with synchronous=FULL and
-    BEGIN IMMEDIATE per transaction (one writer at a time, as in the terminal's journal)."""
+    BEGIN IMMEDIATE per transaction (one writer at a time, as in the terminal's journal;
+    `reading` connections begin deferred)."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
         if path and path != ":memory:":
@@ -470,7 +482,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a reader (see `reading`) takes a snapshot and never holds up the writers
+            reader = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql+psycopg://"):

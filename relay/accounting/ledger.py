@@ -509,7 +509,12 @@ class LedgerWorker:
     def run_once(self, limit: int = 2000) -> int:
         """Ledger what was stored since the cursor; the number of events read."""
         result = self.state.feed(
-            LEDGER, self._plan, limit=limit, local=self._write, flush=self._flush
+            LEDGER,
+            self._plan,
+            limit=limit,
+            local=self._write,
+            flush=self._flush,
+            skips=IGNORED - HANDLED,
         )
         return result.events
 

@@ -315,7 +315,10 @@ class Worker:
         if self.connector.needs_mapping and self.mapping.current is None:
             self.health.fail(self.mapping.error or f"no mapping file configured for {self.name}")
             return did
-        fed = self.state.feed(self.name, self._plan, mapping_digest=self._digest())
+        c = self.connector
+        fed = self.state.feed(
+            self.name, self._plan, mapping_digest=self._digest(), skips=c.ignores - c.handles
+        )
         self.stats.fed += fed.events
         did = did or fed.events > 0
         self._extend_leases()

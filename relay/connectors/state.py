@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,9 +16,11 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Table,
+    bindparam,
     func,
     insert,
     select,
+    union_all,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -39,6 +41,7 @@ from relay.store import (
     imported_events,
     metadata,
     now_utc,
+    reading,
 )
 
 from .base import Command, Event, MissingMapping
@@ -152,6 +155,7 @@ class ConnectorState:
         local: Callable[[Connection, Event, Planned], None] | None = None,
         flush: Callable[[Connection], None] | None = None,
         mapping_digest: str = "",
+        skips: Collection[str] = (),
     ) -> FeedResult:
         """Plan the events stored since this connector's cursors and queue the commands, moving
         the cursors in the same transaction (a crash repeats nothing and loses nothing).
@@ -159,47 +163,57 @@ class ConnectorState:
         Terminal streams are read per terminal up to its head (every seq below a head is
         stored, so a cursor on seq never skips an event stored later); imports by position.
         `local` lets a local sink (the ledger) write its rows in the same transaction.
+        Events of the types in `skips` (ones the planner ignores and `local` does not want)
+        are not read at all: they are counted and the cursor moves past them.
         """
         result = FeedResult()
         now = now_utc()
-        with self._tx() as conn:
+        # The events are read before the write transaction (the costly part, off the lock the
+        # ingest writer needs); another feeder of this connector that moved a cursor meanwhile
+        # makes it read again under the lock.
+        with reading(self.engine) as conn:
             heads_now = {
                 f"t/{r.store}/{r.terminal}": int(r.seq)
                 for r in conn.execute(select(heads.c.store, heads.c.terminal, heads.c.seq))
             }
             last_import = conn.execute(select(func.max(imported.c.pos))).scalar_one()
             heads_now[IMPORTS] = int(last_import or 0)
-            positions = self._positions(conn, connector)
-            behind = sorted(s for s, top in heads_now.items() if top > positions.get(s, 0))
+            seen_at = self._positions(conn, connector)
+            behind = sorted(s for s, top in heads_now.items() if top > seen_at.get(s, 0))
             if not behind:
                 return result
+            ranges = _ranges(behind, seen_at, heads_now, limit)
+            found = self._read(conn, ranges, skips)
+        with self._tx() as conn:
             self._lock_cursors(conn, connector, behind)
             positions = self._positions(conn, connector)  # as locked
-            budget = limit
-            for stream in behind:
-                if budget <= 0:
-                    break
-                start = positions.get(stream, 0)
-                top = min(heads_now[stream], start + budget)
-                if top <= start:
-                    continue
-                read = self._read(conn, stream, start, top)
-                rows = _Batch()
+            if any(positions.get(s, 0) != start for s, start, _ in ranges):
+                ranges = _ranges(behind, positions, heads_now, limit)
+                found = self._read(conn, ranges, skips)
+            rows = _Batch()
+            moved: list[dict[str, Any]] = []
+            for stream, start, top in ranges:
+                read = found.get(stream, [])
                 for ev in read:
                     planned = plan(ev)
-                    result.events += 1
                     if local is not None:
                         local(conn, ev, planned)
                     self._record(conn, connector, ev, planned, now, mapping_digest, result, rows)
-                self._flush(conn, rows, now)
-                if flush is not None:
-                    flush(conn)
-                budget -= len(read)
-                new_pos = read[-1].seq if read else start
+                if stream == IMPORTS:
+                    seen, new_pos = len(read), (read[-1].seq if read else start)
+                else:  # every seq up to a head is stored: skipped ones included
+                    seen, new_pos = top - start, top
+                result.events += seen
+                moved.append({"s": stream, "p": new_pos})
+            self._flush(conn, rows, now)
+            if flush is not None:
+                flush(conn)
+            if moved:
                 conn.execute(
                     update(cursors)
-                    .where(cursors.c.connector == connector, cursors.c.stream == stream)
-                    .values(position=new_pos)
+                    .where(cursors.c.connector == connector, cursors.c.stream == bindparam("s"))
+                    .values(position=bindparam("p")),
+                    moved,
                 )
         return result
 
@@ -223,38 +237,53 @@ class ConnectorState:
             .with_for_update()
         ).all()
 
-    def _read(self, conn: Connection, stream: str, start: int, top: int) -> list[Event]:
-        if stream == IMPORTS:
-            return [
-                Event(r.id, r.type, r.store, "", int(r.pos), r.at, r.data, "import")
-                for r in conn.execute(
-                    select(imported)
-                    .where(imported.c.pos > start, imported.c.pos <= top)
-                    .order_by(imported.c.pos)
+    def _read(
+        self, conn: Connection, ranges: Sequence[tuple[str, int, int]], skips: Collection[str]
+    ) -> dict[str, list[Event]]:
+        """The events of each (stream, after, upto) in order, in one query per 200 streams."""
+        out: dict[str, list[Event]] = {}
+        terminal = [r for r in ranges if r[0] != IMPORTS]
+        for stream, start, top in ranges:
+            if stream == IMPORTS:
+                out[IMPORTS] = [
+                    Event(r.id, r.type, r.store, "", int(r.pos), r.at, r.data, "import")
+                    for r in conn.execute(
+                        select(imported)
+                        .where(imported.c.pos > start, imported.c.pos <= top)
+                        .order_by(imported.c.pos)
+                    )
+                ]
+        columns = (
+            events.c.id,
+            events.c.type,
+            events.c.store,
+            events.c.terminal,
+            events.c.seq,
+            events.c.at,
+            events.c.data,
+        )
+        skipped = [events.c.type.not_in(sorted(skips))] if skips else []
+        for i in range(0, len(terminal), 200):
+            parts = []
+            for stream, start, top in terminal[i : i + 200]:
+                _, store, till = stream.split("/", 2)
+                # one indexed range search each (an OR of the ranges scans the store's events)
+                parts.append(
+                    select(*columns).where(
+                        events.c.store == store,
+                        events.c.terminal == till,
+                        events.c.seq > start,
+                        events.c.seq <= top,
+                        *skipped,
+                    )
                 )
-            ]
-        _, store, terminal = stream.split("/", 2)
-        return [
-            Event(r.id, r.type, r.store, r.terminal, int(r.seq), r.at, r.data)
-            for r in conn.execute(
-                select(
-                    events.c.id,
-                    events.c.type,
-                    events.c.store,
-                    events.c.terminal,
-                    events.c.seq,
-                    events.c.at,
-                    events.c.data,
+            for r in conn.execute(union_all(*parts)):
+                out.setdefault(f"t/{r.store}/{r.terminal}", []).append(
+                    Event(r.id, r.type, r.store, r.terminal, int(r.seq), r.at, r.data)
                 )
-                .where(
-                    events.c.store == store,
-                    events.c.terminal == terminal,
-                    events.c.seq > start,
-                    events.c.seq <= top,
-                )
-                .order_by(events.c.seq)
-            )
-        ]
+        for read in out.values():
+            read.sort(key=lambda e: e.seq)
+        return out
 
     def _record(
         self,
@@ -922,6 +951,22 @@ def bulk_insert_ignore(
         f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
     )
     conn.exec_driver_sql(sql, [{c: value(c, r[c]) for c in cols} for r in rows])
+
+
+def _ranges(
+    behind: Sequence[str], positions: Mapping[str, int], tops: Mapping[str, int], limit: int
+) -> list[tuple[str, int, int]]:
+    """(stream, after, upto) to read next, at most `limit` events in all."""
+    out = []
+    for stream in behind:
+        if limit <= 0:
+            break
+        start = positions.get(stream, 0)
+        top = min(tops[stream], start + limit)
+        if top > start:
+            out.append((stream, start, top))
+            limit -= top - start
+    return out
 
 
 def _alive(owner: str, me: str) -> bool:

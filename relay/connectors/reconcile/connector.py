@@ -51,10 +51,15 @@ class ReconcileConnector(Connector):
         }
     )
 
+    _rec: Reconciler | None = None
+
     def _reconciler(self) -> Reconciler:
-        ledger = self.context.ledger
-        default = ledger.default_currency if ledger is not None else "EUR"
-        return Reconciler(self.context.store.engine, self.context.timezone_of, default)
+        """One per connector: it keeps each store-day's events folded between reports."""
+        if self._rec is None:
+            ledger = self.context.ledger
+            default = ledger.default_currency if ledger is not None else "EUR"
+            self._rec = Reconciler(self.context.store.engine, self.context.timezone_of, default)
+        return self._rec
 
     def check(self, mapping: FieldMapping | None) -> list[str]:
         return []
