@@ -143,13 +143,7 @@ class RelayProc:
 
     def cpu_seconds(self) -> float:
         """User and system CPU time the running relay has used so far (Linux /proc)."""
-        if self.proc is None:
-            return 0.0
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(None if self.proc is None else self.proc.pid)
 
     def stop(self) -> str:
         """SIGTERM and wait; the log of this run (the relay logs its counts on the way out)."""
@@ -175,6 +169,17 @@ class RelayProc:
         self.stop()
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU time a running process has used so far (Linux /proc; 0 if gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def relay_head(db: Path, store: str, terminal: str) -> int:
     """The relay's head for one terminal, read straight from its SQLite file."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
@@ -189,7 +194,9 @@ def relay_head(db: Path, store: str, terminal: str) -> int:
         conn.close()
 
 
-def uplink_block(broker: DevBroker, ident: certs.Identity, window: int, client_id: str) -> str:
+def uplink_block(
+    broker: DevBroker, ident: certs.Identity, window: int, unacked_max: int, client_id: str
+) -> str:
     """`[uplink]` on, to the broker with this terminal's certificate."""
     values: dict[str, Any] = {
         "enabled": True,
@@ -200,6 +207,7 @@ def uplink_block(broker: DevBroker, ident: certs.Identity, window: int, client_i
         "cert": str(ident.cert),
         "key": str(ident.key),
         "window": window,
+        "unacked_max": unacked_max,
         "ack_timeout_s": 30,
         "backoff_min_s": 0.1,
         "backoff_max_s": 0.5,
@@ -220,6 +228,7 @@ class RawLoop:
         self.topic = f"tillbox/v1/{STORE}/{RAW_TERMINAL}/cmd-result"
         self.window = window
         self.acked = 0
+        self.cpu: list[dict[str, float]] = []  # CPU seconds per run, by part
 
     def _connect(self, ident: certs.Identity, client_id: str) -> mqtt.Client:
         settings = self.broker.settings(ident)
@@ -255,6 +264,7 @@ class RawLoop:
             client = self._connect(ident, "bench-raw-pub")
             acked = [0]
             client.on_publish = lambda *_: acked.__setitem__(0, acked[0] + 1)
+            cpu0 = time.process_time(), cpu_seconds(self.broker.pid)
             t0 = time.perf_counter()
             for p in payloads:  # paho sends `window` at once and queues the rest
                 client.publish(self.topic, p, qos=1)
@@ -264,6 +274,12 @@ class RawLoop:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"raw loop: {acked[0]} of {len(payloads)} PUBACKs")
             took = time.perf_counter() - t0
+            self.cpu.append(
+                {
+                    "publisher": time.process_time() - cpu0[0],
+                    "broker": cpu_seconds(self.broker.pid) - cpu0[1],
+                }
+            )
             client.disconnect()
             done.wait(60)
         finally:
@@ -298,26 +314,35 @@ def _subscriber(
 # -- the drain --------------------------------------------------------------------------
 
 
-def drain(daemon_url: str, relay_db: Path, head: int, timeout: float = 600) -> dict[str, float]:
-    """Seconds from the uplink's CONNACK to the relay's head at `head`, then to an empty outbox."""
+def drain(
+    daemon_url: str,
+    relay_db: Path,
+    head: int,
+    pids: Mapping[str, int | None],
+    timeout: float = 600,
+) -> dict[str, float]:
+    """Seconds from the uplink's CONNACK to the relay's head at `head`, then to an empty outbox;
+    and the CPU seconds each process in `pids` used until the relay's head got there."""
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=daemon_url, timeout=10) as client:
         while client.get("/healthz").json()["uplink"]["state"] != "online":
             if time.monotonic() > deadline:
                 raise RuntimeError("the uplink never connected")
             time.sleep(0.005)
+        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
         t0 = time.perf_counter()
         while relay_head(relay_db, STORE, TERMINAL) < head:
             if time.monotonic() > deadline:
                 raise RuntimeError("the drain did not finish")
             time.sleep(0.005)
         stored = time.perf_counter() - t0
+        cpu = {f"cpu_{name}": cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
         while client.get("/healthz").json()["uplink"]["outbox_depth"] != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("the outbox did not empty")
             time.sleep(0.01)
         emptied = time.perf_counter() - t0
-    return {"stored_s": stored, "empty_s": emptied}
+    return {"stored_s": stored, "empty_s": emptied} | cpu
 
 
 def backlog_payloads(journal: Path) -> list[bytes]:
@@ -348,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=UplinkConfig().window,
         help="[uplink] window and the raw loop's in-flight window (default: the uplink's)",
+    )
+    parser.add_argument(
+        "--unacked-max",
+        type=int,
+        default=UplinkConfig().unacked_max,
+        help="[uplink] unacked_max: events past the relay's last ack (default: the uplink's)",
     )
     parser.add_argument("--batch-delay-ms", type=int, help="the relay's ingest.max_batch_delay_ms")
     parser.add_argument(
@@ -384,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             ident = certs.terminal_files(pki, STORE, TERMINAL)
             raw = RawLoop(broker, args.window)
             print(
-                f"bench_uplink: {head:,} events, {rounds} rounds, window {args.window}"
+                f"bench_uplink: {head:,} events, {rounds} rounds, window {args.window}, "
+                f"unacked_max {args.unacked_max}"
                 + (", relay without ledger and connectors" if args.ingest_only else ""),
                 flush=True,
             )
@@ -395,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                 for suffix in ("-wal", "-shm"):
                     Path(f"{journal}{suffix}").unlink(missing_ok=True)
                 shop.config_path.write_text(
-                    base_config + uplink_block(broker, ident, args.window, f"bench-t1-r{i}"),
+                    base_config
+                    + uplink_block(broker, ident, args.window, args.unacked_max, f"bench-t1-r{i}"),
                     encoding="utf-8",
                 )
                 relay_db = folder / "relay" / f"relay-{i}.sqlite"
@@ -407,7 +440,12 @@ def main(argv: list[str] | None = None) -> int:
                     connectors=not args.ingest_only,
                 )
                 with relay, Daemon(shop.config_path, port, folder / f"daemon-{i}.log") as daemon:
-                    drains.append(drain(daemon.url, relay_db, head))
+                    pids = {
+                        "till": None if daemon.proc is None else daemon.proc.pid,
+                        "relay": None if relay.proc is None else relay.proc.pid,
+                        "broker": broker.pid,
+                    }
+                    drains.append(drain(daemon.url, relay_db, head, pids))
                 counts.append(relay_counts(relay.stop()))
                 raw_rates.append(raw.run(payloads))
         print()
@@ -446,6 +484,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         for i, line in enumerate(counts):
             print(f"relay, round {i + 1}: {line}")
+        print("CPU in ms per event (user + system; two cores are 2 s of CPU per second):")
+        for i, took in enumerate(drains):
+            parts = ", ".join(
+                f"{name} {took[f'cpu_{name}'] * 1000 / head:.3f}"
+                for name in ("till", "relay", "broker")
+            )
+            print(f"  drain, round {i + 1}: {parts}")
+        for i, used in enumerate(raw.cpu):
+            parts = ", ".join(f"{name} {sec * 1000 / head:.3f}" for name, sec in used.items())
+            print(f"  raw loop, run {i + 1}: {parts} (its subscriber not counted)")
         median = statistics.median(ratios)
         print()
         print(f"median drain / raw loop: {median:.0%}")

@@ -654,6 +654,18 @@ def create_app(config: TerminalConfig, update: UpdateSettings | None = None) -> 
                 h["uplink"].get("in_flight", 0),
             ),
             (
+                "tillbox_uplink_window",
+                "gauge",
+                "Most events published without the broker's PUBACK",
+                h["uplink"].get("window", 0),
+            ),
+            (
+                "tillbox_uplink_unacked_max",
+                "gauge",
+                "Most events sent past the relay's last ack",
+                h["uplink"].get("unacked_max", 0),
+            ),
+            (
                 "tillbox_uplink_resends_total",
                 "counter",
                 "Times sending restarted after the ack timeout",

@@ -95,6 +95,7 @@ class UplinkConfig(Strict):
     keepalive: int = Field(30, ge=5, le=3600)
     session_expiry_s: int = Field(7 * 86400, ge=0, le=0xFFFFFFFF)
     window: int = Field(100, ge=1, le=1000)
+    unacked_max: int = Field(2000, ge=1, le=100_000)
     ack_timeout_s: float = Field(30.0, ge=0.2, le=3600)
     backoff_min_s: float = Field(1.0, ge=0.05, le=600)
     backoff_max_s: float = Field(60.0, ge=0.05, le=3600)
@@ -103,6 +104,8 @@ class UplinkConfig(Strict):
     def _consistent(self) -> UplinkConfig:
         if self.backoff_max_s < self.backoff_min_s:
             raise ValueError("uplink.backoff_max_s must not be below uplink.backoff_min_s")
+        if self.unacked_max < self.window:
+            raise ValueError("uplink.unacked_max must not be below uplink.window")
         if self.enabled and self.tls:
             missing = [k for k in ("ca", "cert", "key") if getattr(self, k) is None]
             if missing:

@@ -2,9 +2,12 @@
 """The outbox is the source of truth; paho only carries bytes for one connection.
 
 Each connection gets a fresh paho client, so nothing paho queued for an old connection is
-replayed past our window: on every (re)connect sending restarts at the lowest row the relay
-has not acked. Everything MQTT happens on one thread; deletions go through the service's
-writer, down-sync documents to the down-sync thread.
+replayed past our limits: on every (re)connect sending restarts at the lowest row the relay
+has not acked. Two limits: `window` PUBLISHes without a PUBACK (MQTT flow control, as any
+QoS 1 publisher has), and `unacked_max` events past the relay's end-to-end ack (what a
+resend repeats), so several of the relay's group commits can be in flight at once.
+Everything MQTT happens on one thread; deletions go through the service's writer, down-sync
+documents to the down-sync thread.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class Uplink:
         self.state = "connecting"
         self.error: str | None = None
         self.window = self.cfg.window
+        self.unacked_max = self.cfg.unacked_max
         self.acked = 0  # every seq up to here is stored by the relay
         self.last_ack_seq: int | None = None
         self.last_ack_at: float | None = None
@@ -248,6 +252,7 @@ class Uplink:
             "last_ack_at": _iso(self.last_ack_at),
             "in_flight": max(0, self._sent - self.acked),
             "window": self.window,
+            "unacked_max": self.unacked_max,
             "resends": self.resends,
             "reconnects": self.reconnects,
             "error": self.error,
@@ -294,7 +299,7 @@ class Uplink:
             ctx.load_cert_chain(str(self.cfg.cert), str(self.cfg.key))
             client.tls_set_context(ctx)
         client.will_set(self.status_topic, _OFFLINE, qos=1, retain=True)
-        client.max_inflight_messages_set(self.cfg.window)  # paho's fence; ours is tighter
+        client.max_inflight_messages_set(self.cfg.window)  # paho's fence; `_pump` keeps within it
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -438,7 +443,7 @@ class Uplink:
             self._progress_at = now
         if now < self._hold_until:
             return
-        room = min(self.window - len(self._pending), self.acked + self.window - self._sent)
+        room = min(self.window - len(self._pending), self.acked + self.unacked_max - self._sent)
         if room <= 0 or self.service.seq <= self._sent:
             return
         for row in reader.conn.execute(_OUTBOX_SQL, (self._sent, room)).fetchall():

@@ -42,6 +42,9 @@ def test_tls_needs_the_ca_and_a_client_certificate(tmp_path: Path) -> None:
     [
         ("backoff_min_s = 5\nbackoff_max_s = 1", "backoff_max_s must not be below"),
         ("window = 0", "uplink.window"),
+        ("unacked_max = 0", "uplink.unacked_max"),
+        ("unacked_max = 100001", "uplink.unacked_max"),
+        ("window = 50\nunacked_max = 20", "unacked_max must not be below uplink.window"),
         ("port = 70000", "uplink.port"),
         ("ack_timout_s = 3", "uplink.ack_timout_s: unknown key"),
         ('client_id = "a/b"', "uplink.client_id"),

@@ -182,29 +182,33 @@ def test_an_event_lost_after_its_puback_is_sent_again(
     assert relay.first_arrivals()[-1] == 3  # it came only with the resend
 
 
-def test_window_bounds_what_is_unacked_at_the_relay(
+def test_unacked_max_bounds_what_is_unacked_at_the_relay(
     tmp_path: Path, ca: Path, broker: DevBroker, relays: list[Relay]
 ) -> None:
     broker.start()
     relay = Relay(broker)
     relays.append(relay)
     relay.acking = False
-    with till(tmp_path, ca, broker, window=3) as api:
+    # The broker PUBACKs at once, so only unacked_max holds the till back, not the window.
+    with till(tmp_path, ca, broker, window=2, unacked_max=5) as api:
         h = open_shift(api)
         cash_sales(api, h, 3)  # 13 events
         while relay.acked < 13:
-            expected = min(relay.acked + 3, 13)
+            expected = min(relay.acked + 5, 13)
             wait_for(f"seqs up to {expected}", lambda e=expected: len(relay.stored) == e)
-            time.sleep(0.15)  # give a window breach time to show
+            time.sleep(0.15)  # give a breach of the bound time to show
             assert len(relay.stored) == expected
             relay.ack()
         wait_for("the outbox to drain", lambda: uplink(api)["outbox_depth"] == 0)
-        assert uplink(api)["window"] == 3
-    assert relay.max_unacked == 3
+        assert (uplink(api)["window"], uplink(api)["unacked_max"]) == (2, 5)
+        metrics = api.get("/metrics").text
+        assert "tillbox_uplink_window 2\n" in metrics
+        assert "tillbox_uplink_unacked_max 5\n" in metrics
+    assert relay.max_unacked == 5
     assert relay.first_arrivals() == list(range(1, 14))
 
 
-def test_the_brokers_receive_maximum_caps_the_window(
+def test_the_brokers_receive_maximum_caps_the_window_not_unacked_max(
     tmp_path: Path, ca: Path, broker: DevBroker, relays: list[Relay]
 ) -> None:
     broker.start()
@@ -213,13 +217,16 @@ def test_the_brokers_receive_maximum_caps_the_window(
     relay = Relay(broker)
     relays.append(relay)
     relay.acking = False
-    with till(tmp_path, ca, broker, window=receive_max + 20) as api:
+    allowance = receive_max + 20
+    with till(tmp_path, ca, broker, window=allowance, unacked_max=allowance) as api:
         h = open_shift(api)
-        cash_sales(api, h, receive_max // 4 + 2)
-        wait_for("a full window", lambda: len(relay.stored) == receive_max)
+        cash_sales(api, h, allowance // 4 + 3)
+        wait_for("a full allowance", lambda: len(relay.stored) == allowance)
         time.sleep(0.3)
-        assert len(relay.stored) == receive_max
-        assert uplink(api)["window"] == receive_max
+        assert len(relay.stored) == allowance
+        up = uplink(api)
+        assert (up["window"], up["unacked_max"]) == (receive_max, allowance)
+        assert (up["reconnects"], up["error"]) == (0, None)
 
 
 def test_a_refused_publish_is_retried_not_deleted_and_logged_once(
