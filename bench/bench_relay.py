@@ -11,7 +11,11 @@ Three phases, each with its own freshly queued backlog and an empty database:
 3. two instances on one shared subscription and one SQLite file: each one's share and the
    combined rate, recorded (no target; see docs/relay.md "Scaling out");
 4. one instance without its ledger and connector workers (Relay(connectors=False)): what
-   ingest alone does when it has the process to itself, recorded (no target).
+   ingest alone does when it has the process to itself, recorded (no target);
+5. one instance with `ingest.connectors = "separate"` and a `tillbox relay connectors run`
+   process on the same database, both running during the drain (the connectors catching
+   up): the supported split deployment, target >= 5,000 events/s; also how long the ledger
+   took to catch up after the last stored event.
 
 Always exits 0.
 """
@@ -25,6 +29,7 @@ import multiprocessing
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from bench_uplink import RelayProc
-from benchlib import Shop, free_port, machine, table, verdict
+from bench_uplink import RelayProc, cpu_seconds
+from benchlib import Shop, free_port, machine, table, tillbox_command, verdict
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import create_engine, text
@@ -211,8 +216,60 @@ class Heads:
         except (OperationalError, ProgrammingError):
             return 0  # the relay has not created its tables yet
 
+    def fed(self, store: str, connector: str = "ledger") -> int:
+        """How many of a store's events `connector` has taken (sum of its cursors)."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    text(
+                        "SELECT coalesce(sum(position), 0) FROM connector_cursors "
+                        "WHERE connector = :c AND stream LIKE :p"
+                    ),
+                    {"c": connector, "p": f"t/{store}/%"},
+                )
+                return int(row.scalar_one())
+        except (OperationalError, ProgrammingError):
+            return 0
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+class ConnectorsProc:
+    """`tillbox relay connectors run --config PATH`: the ledger and connectors apart."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.log = config.with_name("connectors.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TILLBOX_")}
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*tillbox_command(), "relay", "connectors", "run", "--config", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    @property
+    def exited(self) -> bool:
+        return self.proc is None or self.proc.poll() is not None
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(None if self.proc is None else self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.returncode != 0:
+            raise RuntimeError(f"connectors exited {self.proc.returncode}: {self.log}")
 
 
 def relay_phase(
@@ -224,11 +281,18 @@ def relay_phase(
     db_url: str,
     *,
     connectors: bool = True,
+    separate: bool = False,
 ) -> dict[str, Any]:
-    """Register the instances' sessions, stop them, queue the backlog, start them, time it."""
+    """Register the instances' sessions, stop them, queue the backlog, start them, time it.
+    With `separate`, the instances only ingest and a connectors process runs beside them."""
     total = sum(len(s) for s in streams.values())
     relays = [RelayProc(folder, broker, db_url, name, connectors=connectors) for name in names]
+    workers = ConnectorsProc(relays[0].config) if separate else None
+    for relay in relays if separate else []:
+        with open(relay.config, "a", encoding="utf-8") as f:  # its last table is [ingest]
+            f.write('connectors = "separate"\n')
     heads = Heads(db_url)
+    caught_up = None
     try:
         for relay in relays:
             relay.start()
@@ -237,6 +301,8 @@ def relay_phase(
         took = preload(broker, store, streams)
         for relay in relays:
             relay.start_async()
+        if workers is not None:
+            workers.start()
         stored = [(time.perf_counter(), 0)]  # (when, events stored) at each change
         cpu = [0.0, 0.0]  # the instances' CPU seconds at the first stored event, at the last
         while True:
@@ -250,11 +316,19 @@ def relay_phase(
             if now - stored[-1][0] > 60 or any(r.exited for r in relays):
                 raise RuntimeError(f"the relay drain is stuck at {n:,} of {total:,} events")
             time.sleep(0.01)
+        if workers is not None:
+            while heads.fed(store) < total:
+                if workers.exited or time.perf_counter() - stored[-1][0] > 600:
+                    raise RuntimeError(f"the ledger is stuck at {heads.fed(store):,} events")
+                time.sleep(0.05)
+            caught_up = (time.perf_counter() - stored[-1][0], workers.cpu_seconds() / total * 1e6)
         # A relay stopped within milliseconds of its last commit can lose its last PUBACKs
         # with the connection (the broker sends those events again on its next start).
         time.sleep(1.0)
     finally:
         logs = [relay.stop() for relay in relays]
+        if workers is not None:
+            workers.stop()
         heads.close()
     shares = []
     for log in logs:
@@ -269,20 +343,23 @@ def relay_phase(
         "preload_s": took,
         "cpu_us": (cpu[1] - cpu[0]) / (total - n_first) * 1e6,
         "load": os.getloadavg()[0],
+        # seconds the ledger needed after the last stored event; the connectors process's CPU
+        # per event (its start included)
+        "caught_up": caught_up,
     }
 
 
 def databases(stack: contextlib.ExitStack, kind: str, folder: Path) -> list[str]:
     """An empty database for each relay phase."""
     if kind == "sqlite":
-        return [f"sqlite:///{folder / p / 'relay.sqlite'}" for p in ("one", "two", "solo")]
+        return [f"sqlite:///{folder / p / 'relay.sqlite'}" for p in ("one", "two", "solo", "split")]
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.relay.pg import PgCluster  # the tests' private cluster: initdb, pg_ctl
 
     cluster = PgCluster()
     cluster.start()
     stack.callback(cluster.stop)
-    return [cluster.new_database(), cluster.new_database(), cluster.new_database()]
+    return [cluster.new_database() for _ in range(4)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,7 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"t{i:02d}" for i in range(count)]
     per_terminal = events // count
     total = per_terminal * count
-    stores = {"raw": "bench-raw", "one": "bench-one", "two": "bench-two", "solo": "bench-solo"}
+    stores = {
+        "raw": "bench-raw",
+        "one": "bench-one",
+        "two": "bench-two",
+        "solo": "bench-solo",
+        "split": "bench-split",
+    }
 
     with contextlib.ExitStack() as stack:
         if args.dir:
@@ -352,6 +435,16 @@ def main(argv: list[str] | None = None) -> int:
                 urls[2],
                 connectors=False,
             )
+            end_session(broker, "bench-relay-solo")
+            split = relay_phase(
+                folder / "split",
+                broker,
+                stores["split"],
+                chains(stores["split"], names, per_terminal, kinds),
+                ["bench-relay-split"],
+                urls[3],
+                separate=True,
+            )
     size = statistics.mean(len(p) for p in chains("x", ["t"], 500, kinds)["t"])
     print()
     print(
@@ -392,21 +485,34 @@ def main(argv: list[str] | None = None) -> int:
             f"{solo['rate'] / raw['rate']:.0%}",
         ]
     )
+    rows.append(
+        [
+            "one instance + a separate connectors process",
+            f"{split['shares'][0]:,}",
+            f"{split['rate']:,.0f}",
+            f"{split['rate'] / raw['rate']:.0%}",
+        ]
+    )
     print(table(["drain", "events taken", "events/s", "of the baseline"], rows))
+    lag, workers_us = split["caught_up"]
     print(
         f"relay CPU per event (all its threads): one instance {one['cpu_us']:.0f} us, two "
-        f"instances {two['cpu_us']:.0f} us, ingest only {solo['cpu_us']:.0f} us; 1-min load "
-        f"after each phase: {one['load']:.2f}, {two['load']:.2f}, {solo['load']:.2f}"
+        f"instances {two['cpu_us']:.0f} us, ingest only {solo['cpu_us']:.0f} us, split "
+        f"{split['cpu_us']:.0f} us (+ {workers_us:.0f} us in the connectors process, its start "
+        f"included); 1-min load after each phase: {one['load']:.2f}, {two['load']:.2f}, "
+        f"{solo['load']:.2f}, {split['load']:.2f}"
     )
+    print(f"split: the ledger caught up {lag:.1f} s after the last stored event")
     print(
         f"preloading took {raw['preload_s']:.1f} / {one['preload_s']:.1f} / "
-        f"{two['preload_s']:.1f} / {solo['preload_s']:.1f} s; two instances against one: "
-        f"{two['rate'] / one['rate']:.2f}x"
+        f"{two['preload_s']:.1f} / {solo['preload_s']:.1f} / {split['preload_s']:.1f} s; two "
+        f"instances against one: {two['rate'] / one['rate']:.2f}x"
     )
     print()
     if args.db == "sqlite":
-        ok = verdict(one["rate"] >= TARGET_RATE)
-        print(f"target: one instance >= {TARGET_RATE:,.0f} events/s on SQLite: {ok}")
+        for name, phase in (("one instance", one), ("one instance, connectors apart", split)):
+            ok = verdict(phase["rate"] >= TARGET_RATE)
+            print(f"target: {name} >= {TARGET_RATE:,.0f} events/s on SQLite: {ok}")
     return 0
 
 

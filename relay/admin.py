@@ -42,7 +42,7 @@ def run(config_path: Path | None) -> int:
 
         config = load(config_path)
         logging.getLogger().setLevel(config.log.level)
-        relay = Relay(config)
+        relay = Relay(config, connectors=config.ingest.connectors == "inline")
         broker = config.broker
         assert broker is not None  # Relay() refused a config without one
         http = HttpServer(config, relay.store) if config.http.enabled else None
@@ -54,10 +54,13 @@ def run(config_path: Path | None) -> int:
 
         def ready() -> None:
             logging.getLogger("tillbox.relay").info(
-                "relay running: broker %s:%d, database %s",
+                "relay running: broker %s:%d, database %s, ledger and connectors %s",
                 broker.host,
                 broker.effective_port,
                 relay.store.safe_url,
+                "in this process"
+                if relay.connectors is not None
+                else "in `tillbox relay connectors run`",
             )
 
         try:

@@ -72,6 +72,9 @@ class IngestConfig(_Strict):
     batch_size: int = Field(500, ge=1, le=10_000)
     max_batch_delay_ms: int = Field(20, ge=0, le=5_000)
     gap_alert_after_s: float = Field(60.0, gt=0, le=86_400)
+    # "separate": the ledger and connectors run in `tillbox relay connectors run`
+    # (tillbox-relay-connectors.service), so ingest has its process to itself.
+    connectors: Literal["inline", "separate"] = "inline"
 
 
 class LedgerStoreConfig(_Strict):

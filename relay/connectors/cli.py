@@ -224,7 +224,11 @@ def cmd_connectors_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: done.set())
         rt.start()
-        logging.getLogger("tillbox.relay").info("connectors running")
+        logging.getLogger("tillbox.relay").info(
+            "connectors running: ledger and %s, database %s",
+            ", ".join(w.name for w in rt.workers) or "no connectors",
+            rt.store.safe_url,
+        )
         done.wait()
         rt.stop()
         if link is not None:

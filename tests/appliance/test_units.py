@@ -40,6 +40,7 @@ def test_the_units_are_all_here() -> None:
     assert {
         "tillbox-terminal.service",
         "tillbox-relay.service",
+        "tillbox-relay-connectors.service",
         "tillbox-mark-good.service",
         "tillbox-rollback.service",
         "tillbox-reboot.service",
@@ -164,9 +165,21 @@ def test_an_unhardened_unit_scores_badly(root: Path) -> None:
     assert score > 9.0
 
 
-def test_the_relay_is_hardened_too(root: Path) -> None:
-    score, report = security_score(root, "tillbox-relay.service")
+@pytest.mark.parametrize("unit", ["tillbox-relay.service", "tillbox-relay-connectors.service"])
+def test_the_relay_is_hardened_too(root: Path, unit: str) -> None:
+    score, report = security_score(root, unit)
     assert score <= 2.0, report
+
+
+def test_the_relay_units_share_their_user_and_state() -> None:
+    """Connectors in their own unit open the relay's SQLite file: same dynamic user, same
+    state directory, same config."""
+    ingest = (SYSTEMD / "tillbox-relay.service").read_text(encoding="utf-8")
+    workers = (SYSTEMD / "tillbox-relay-connectors.service").read_text(encoding="utf-8")
+    assert "User=tillbox-relay\n" in workers
+    for line in ("DynamicUser=yes", "StateDirectory=tillbox-relay", "/etc/tillbox/relay.toml"):
+        assert line in ingest and line in workers, line
+    assert "relay connectors run" in workers
 
 
 def test_sysusers_makes_the_users_and_groups(tmp_path: Path) -> None:

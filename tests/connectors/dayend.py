@@ -54,14 +54,19 @@ class Alerts:
 
 @contextmanager
 def relay_process(
-    config: Path, log: Path, *, http: bool = False
+    config: Path,
+    log: Path,
+    *,
+    http: bool = False,
+    action: tuple[str, ...] = ("run",),
+    ready: str = "subscribed to",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`tillbox relay run --config CONFIG` until it has subscribed (and, with `http`, serves its
-    HTTP API); SIGTERM at the end, which it must survive with exit status 0."""
+    """`tillbox relay run --config CONFIG` (or another `action`) until it logs `ready` (and, with
+    `http`, serves its HTTP API); SIGTERM at the end, which it must survive with exit status 0."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TILLBOX_")}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tillbox.cli", "relay", "run", "--config", str(config)],
+            [sys.executable, "-m", "tillbox.cli", "relay", *action, "--config", str(config)],
             stdout=out,
             stderr=out,
             env=env,
@@ -70,7 +75,7 @@ def relay_process(
 
     def up() -> bool:
         text = log.read_text()
-        started = "subscribed to" in text and (not http or "reconciliation API on" in text)
+        started = ready in text and (not http or "reconciliation API on" in text)
         return started or proc.poll() is not None
 
     try:
