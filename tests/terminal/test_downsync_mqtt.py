@@ -170,10 +170,10 @@ def test_a_bad_catalog_is_refused_whole_and_the_old_one_kept(
         assert sync(api)["version"] == 1
         assert price(api, BREAD) == 45 and price(api, ROLL) == 35
         refusals = [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "tillbox.downsync" and "refused" in r.getMessage()
-    ]
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "tillbox.downsync" and "refused" in r.getMessage()
+        ]
         assert len(refusals) == 2, refusals  # the same problem twice is logged once
         relay.publish("catalog/delta", delta(2, [item(ROLL_SKU, price=40)]))
         wait_for("catalog version 2", lambda: sync(api)["version"] == 2)
