@@ -101,6 +101,8 @@ IGNORED: Final = frozenset(
         "customer.captured",
     }
 )
+# Every event type the relay understands; a connector ignores what it does not post.
+KNOWN: Final = HANDLED | IGNORED
 # The kinds of transaction after which an account is settled (asserted zero in Beancount).
 SETTLING: Final = frozenset({"shift_close", "batch", "payout"})
 

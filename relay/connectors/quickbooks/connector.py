@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
+from relay.accounting.ledger import KNOWN
 from relay.connectors.base import (
     Bindings,
     Command,
@@ -30,25 +31,6 @@ from .plan import plan
 
 log = logging.getLogger("tillbox.relay.quickbooks")
 
-_KNOWN = frozenset(
-    {
-        "sale.opened",
-        "sale.line_added",
-        "sale.line_changed",
-        "sale.line_removed",
-        "sale.discount_set",
-        "sale.customer_set",
-        "sale.payment_added",
-        "sale.voided",
-        "drawer.opened",
-        "shift.opened",
-        "shift.cash_moved",
-        "payment.batch_settled",
-        "customer.captured",
-        "sale.completed",
-        "sale.refunded",
-    }
-)
 _MONEY = frozenset({"Amount", "UnitPrice", "TotalTax"})
 
 
@@ -85,7 +67,7 @@ class QuickBooksConnector(Connector):
     Config: ClassVar[type[ConnectorConfig]] = QuickBooksConfig
     key_limit: ClassVar[int] = 50  # the requestid query parameter: at most 50 characters
     handles: ClassVar[frozenset[str]] = frozenset({"shift.closed", "settlement.paid_out"})
-    ignores: ClassVar[frozenset[str]] = _KNOWN
+    ignores: ClassVar[frozenset[str]] = KNOWN - handles
 
     def __init__(self, name: str, config: ConnectorConfig, context: Any) -> None:
         super().__init__(name, config, context)

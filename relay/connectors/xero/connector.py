@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
+from relay.accounting.ledger import KNOWN
 from relay.connectors.base import (
     Bindings,
     Command,
@@ -36,25 +37,6 @@ log = logging.getLogger("tillbox.relay.xero")
 # Event types Xero acts on in some mode; the rest it knows and leaves alone.
 _ALWAYS = frozenset({"shift.closed", "settlement.paid_out"})
 _PER_SALE = frozenset({"sale.completed", "sale.refunded"})
-_KNOWN = frozenset(
-    {
-        "sale.opened",
-        "sale.line_added",
-        "sale.line_changed",
-        "sale.line_removed",
-        "sale.discount_set",
-        "sale.customer_set",
-        "sale.payment_added",
-        "sale.voided",
-        "drawer.opened",
-        "shift.opened",
-        "shift.cash_moved",
-        "payment.batch_settled",
-        "customer.captured",
-        "sale.completed",
-        "sale.refunded",
-    }
-)
 _MONEY = frozenset({"LineAmount", "TaxAmount", "UnitAmount", "Quantity", "Amount"})
 _DATES = frozenset({"Date", "DueDate"})
 
@@ -211,7 +193,7 @@ class XeroConnector(Connector):
     Config: ClassVar[type[ConnectorConfig]] = XeroConfig
     key_limit: ClassVar[int] = 128  # Xero's Idempotency-Key: at most 128 characters
     handles: ClassVar[frozenset[str]] = _ALWAYS | _PER_SALE
-    ignores: ClassVar[frozenset[str]] = _KNOWN
+    ignores: ClassVar[frozenset[str]] = KNOWN - _ALWAYS
 
     def __init__(self, name: str, config: ConnectorConfig, context: Any) -> None:
         super().__init__(name, config, context)
@@ -238,7 +220,7 @@ class XeroConnector(Connector):
     def acts_on(self, event_type: str) -> str:
         if event_type in _ALWAYS or (self.conf.mode == "per_sale" and event_type in _PER_SALE):
             return "handle"
-        return "ignore" if event_type in _KNOWN else "unknown"
+        return "ignore" if event_type in KNOWN else "unknown"
 
     @property
     def client(self) -> _Client:
