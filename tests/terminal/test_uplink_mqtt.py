@@ -116,7 +116,8 @@ def test_sales_made_while_the_broker_is_down_drain_in_order(
     with till(tmp_path, ca, broker) as api:
         h = open_shift(api)
         cash_sales(api, h, 5)
-        up = uplink(api)
+        # between retries (a retry shows "connecting" for the moment it tries)
+        up = wait_for("the till offline", lambda: (u := uplink(api))["state"] == "offline" and u)
         assert (up["state"], up["connected"], up["outbox_depth"]) == ("offline", False, 21)
         assert "cannot connect" in up["error"]
         assert up["oldest_age_s"] >= 0
