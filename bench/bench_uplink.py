@@ -40,7 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from terminal.config import UplinkConfig
-from terminal.journal import Reader
+from terminal.journal import COLUMNS, Reader, wire
 from tillbox import certs
 from tillbox.devbroker import DevBroker
 
@@ -346,15 +346,15 @@ def drain(
 
 
 def backlog_payloads(journal: Path) -> list[bytes]:
-    """The backlog's envelopes exactly as the uplink sends them (compact JSON)."""
+    """The backlog's envelopes exactly as the uplink sends them (journal.wire)."""
     reader = Reader(journal)
     try:
-        return [
-            json.dumps(env, ensure_ascii=False, separators=(",", ":")).encode()
-            for env in reader.events_from(1)
-        ]
+        return [wire(row) for row in reader.conn.execute(_BACKLOG_SQL)]
     finally:
         reader.close()
+
+
+_BACKLOG_SQL = f"SELECT {COLUMNS} FROM events ORDER BY seq"
 
 
 def relay_counts(log: str) -> str:

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tillbox import settle_gc
+
 from .catalog import DocumentError, parse_catalog_csv, parse_catalog_json, parse_customers_json
 from .catalog import parse_quantity as _quantity
 from .config import ConfigError, RelayConfig, load
@@ -53,6 +55,7 @@ def run(config_path: Path | None) -> int:
                 return _fail(str(err))
 
         def ready() -> None:
+            settle_gc()
             logging.getLogger("tillbox.relay").info(
                 "relay running: broker %s:%d, database %s, ledger and connectors %s",
                 broker.host,

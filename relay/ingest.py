@@ -27,6 +27,12 @@ log = logging.getLogger("tillbox.relay.ingest")
 EVENTS_SUBSCRIPTION: Final = f"$share/relay/{TOPIC_PREFIX}/+/+/events"
 HOUSEKEEPING_S: Final = 1.0
 BATCH_IDLE_S: Final = 0.002  # a pause this long in the stream closes the batch early
+# A batch this big means a burst (a backlog draining): the ledger and connectors in this
+# process give way to ingest for a moment, at most GIVE_WAY_MAX_S at a time, so acks come
+# first; they catch up by their cursors. Shop traffic (a sale a second) never triggers it.
+GIVE_WAY_BATCH: Final = 50
+GIVE_WAY_S: Final = 0.25
+GIVE_WAY_MAX_S: Final = 5.0
 
 
 @dataclass(slots=True)
@@ -38,6 +44,7 @@ class Stats:
     pending: int = 0
     dead: int = 0
     acks: int = 0
+    bursts: int = 0  # batches big enough that the connectors gave way
 
 
 class _Health:
@@ -90,6 +97,7 @@ class Relay:
         self._republish = threading.Event()
         self._republish.set()
         self._thread = threading.Thread(target=self._run, name="relay-writer", daemon=True)
+        self._burst_until = 0.0
         self._db_health = _Health("central store")
         self._sync_health = _Health("down-sync")
         # The ledger and the connectors read the stored events by their own cursors
@@ -98,7 +106,9 @@ class Relay:
         if connectors:
             from .connectors.runtime import Runtime
 
-            self.connectors = Runtime(config, self.store, publish=self._publish_confirmed)
+            self.connectors = Runtime(
+                config, self.store, publish=self._publish_confirmed, give_way=self.give_way
+            )
 
     def start(self) -> None:
         self._thread.start()
@@ -144,6 +154,15 @@ class Relay:
                 raise StoreError("the relay's writer thread stopped; see the log above")
         self.stop()
 
+    def give_way(self, stop: threading.Event) -> None:
+        """Called by a connector worker before each round: wait while ingest drains a burst."""
+        deadline = time.monotonic() + GIVE_WAY_MAX_S
+        while not stop.is_set():
+            left = min(self._burst_until, deadline) - time.monotonic()
+            if left <= 0:
+                return
+            stop.wait(left)
+
     # ----- the writer thread --------------------------------------------------------------
 
     def _connected(self, session_present: bool) -> None:
@@ -188,6 +207,9 @@ class Relay:
 
     def _process(self, batch: list[Received]) -> None:
         self.stats.received += len(batch)
+        if len(batch) >= GIVE_WAY_BATCH:
+            self.stats.bursts += 1
+            self._burst_until = time.monotonic() + GIVE_WAY_S
         events = [m for m in batch if m.topic.endswith("/events")]
         requests = [m for m in batch if not m.topic.endswith("/events")]
         backoff = 0.2

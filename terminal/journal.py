@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from tillbox.contract import GENESIS_HASH, SCHEMA, canonical, event_hash
+from tillbox.contract import GENESIS_HASH, SCHEMA, canonical, envelope_bytes, event_hash
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -45,7 +45,7 @@ BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 
 log = logging.getLogger("tillbox.journal")
 CHECKPOINT_EVERY = 200  # events between WAL checkpoints (SQLite's own default is ~1000 pages)
-_COLUMNS = "seq, id, type, store, terminal, at, data, prev_hash, hash"
+COLUMNS = "seq, id, type, store, terminal, at, data, prev_hash, hash"
 
 
 class JournalError(Exception):
@@ -101,6 +101,24 @@ def envelope(row: Sequence[Any]) -> dict[str, Any]:
         "hash": hash_,
         "data": json.loads(data),
     }
+
+
+def wire(row: Sequence[Any]) -> bytes:
+    """The envelope as the uplink sends it: canonical JSON, written around the stored data
+    (the journal keeps `data` canonical), so nothing is decoded and encoded again."""
+    seq, id_, type_, store, terminal, at, data, prev_hash, hash_ = row
+    return envelope_bytes(
+        at=at,
+        data=data.encode(),
+        hash=hash_,
+        id=id_,
+        prev_hash=prev_hash,
+        schema=SCHEMA,
+        seq=seq,
+        store=store,
+        terminal=terminal,
+        type=type_,
+    )
 
 
 class Journal:
@@ -172,7 +190,7 @@ class Journal:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 self.conn.executemany(
-                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                    f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
                 )
                 self.conn.executemany(
                     "INSERT INTO outbox (seq, queued_at) VALUES (?, ?)", [(r[0], at) for r in rows]
@@ -262,9 +280,7 @@ class Reader:
         self.db = sqlite_utils.Database(self.conn)
 
     def events_from(self, seq: int) -> Iterator[dict[str, Any]]:
-        cur = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE seq >= ? ORDER BY seq", (seq,)
-        )
+        cur = self.conn.execute(f"SELECT {COLUMNS} FROM events WHERE seq >= ? ORDER BY seq", (seq,))
         for row in cur:
             yield envelope(row)
 
@@ -273,7 +289,7 @@ class Reader:
         return int(row[0] or 0)
 
     def event(self, seq: int) -> dict[str, Any]:
-        row = self.conn.execute(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
+        row = self.conn.execute(f"SELECT {COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
         if row is None:
             raise KeyError(seq)
         return envelope(row)
@@ -281,14 +297,14 @@ class Reader:
     def sale_events(self, sale_id: str, types: Sequence[str]) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(types))
         cur = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE sale_id = ? AND type IN ({marks}) ORDER BY seq",
+            f"SELECT {COLUMNS} FROM events WHERE sale_id = ? AND type IN ({marks}) ORDER BY seq",
             (sale_id, *types),
         )
         return [envelope(r) for r in cur]
 
     def by_receipt(self, receipt_no: str) -> dict[str, Any] | None:
         row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE receipt_no = ?", (receipt_no,)
+            f"SELECT {COLUMNS} FROM events WHERE receipt_no = ?", (receipt_no,)
         ).fetchone()
         return envelope(row) if row else None
 
@@ -297,7 +313,7 @@ class Reader:
         best: tuple[Any, ...] | None = None
         for t in types:
             row = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1", (t,)
+                f"SELECT {COLUMNS} FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1", (t,)
             ).fetchone()
             if row and (best is None or row[0] > best[0]):
                 best = row
@@ -306,13 +322,13 @@ class Reader:
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         """Every event of one type, oldest first (through the type index)."""
         cur = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE type = ? ORDER BY seq", (type_,)
+            f"SELECT {COLUMNS} FROM events WHERE type = ? ORDER BY seq", (type_,)
         )
         return [envelope(r) for r in cur]
 
     def shift_closed(self, shift_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE type = 'shift.closed' AND shift_id = ?",
+            f"SELECT {COLUMNS} FROM events WHERE type = 'shift.closed' AND shift_id = ?",
             (shift_id,),
         ).fetchone()
         return envelope(row) if row else None
@@ -352,7 +368,7 @@ def verify(path: Path) -> Verdict:
         expected_seq, prev = 1, GENESIS_HASH
         first: tuple[str, str] | None = None
         count = 0
-        for row in conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq"):
+        for row in conn.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq"):
             count += 1
             seq, id_ = row[0], row[1]
             try:

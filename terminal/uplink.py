@@ -46,7 +46,7 @@ from tillbox.contract import (
 
 from .config import TerminalConfig
 from .downsync import FAMILIES, KINDS, DownSync, Family, parse_topic
-from .journal import Reader, envelope
+from .journal import Reader, wire
 from .service import TillService, utcnow
 
 log = logging.getLogger("tillbox.uplink")
@@ -447,15 +447,12 @@ class Uplink:
         if room <= 0 or self.service.seq <= self._sent:
             return
         for row in reader.conn.execute(_OUTBOX_SQL, (self._sent, room)).fetchall():
-            env = envelope(row)
-            payload = json.dumps(env, ensure_ascii=False, separators=(",", ":"))
-            info = client.publish(self.events_topic, payload, qos=1)
+            info = client.publish(self.events_topic, wire(row), qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return  # the connection is gone; the loop notices
             if self._sent == self.acked:
                 self._progress_at = now  # the ack clock starts with the first unacked send
-            self._pending[info.mid] = env["seq"]
-            self._sent = env["seq"]
+            self._pending[info.mid] = self._sent = row[0]
 
     def _on_publish(
         self,

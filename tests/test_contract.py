@@ -16,6 +16,7 @@ from tillbox.contract import (
     canonical,
     checked_data,
     downsync_topic,
+    envelope_bytes,
     event_hash,
     resync_topic,
     validate_envelope,
@@ -84,6 +85,7 @@ def test_the_hash_check_encodes_data_once_and_agrees_with_event_hash(
     env["hash"] = event_hash(env)
     assert checked_data(env) == canonical(data)
     assert validate_envelope(env) is env
+    assert envelope_bytes(**{**env, "data": canonical(data)}) == canonical(env)  # the wire form
     env["data"] = {**data, "changed": not data.get("changed")}
     with pytest.raises(EnvelopeError, match="hash does not match"):
         validate_envelope(env)

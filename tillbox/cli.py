@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import settle_gc
+
 
 def _config_path(args: argparse.Namespace) -> Path | None:
     return Path(args.config) if args.config else None
@@ -35,6 +37,7 @@ def cmd_terminal(args: argparse.Namespace) -> int:
         async def startup(self, sockets: list[Any] | None = None) -> None:
             await super().startup(sockets)
             if self.started:  # lifespan done and the socket listening: systemd may go on
+                settle_gc()
                 sdnotify.ready(f"serving on {host}:{port}")
 
     cfg = uvicorn.Config(

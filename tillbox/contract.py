@@ -123,7 +123,7 @@ def checked_data(envelope: Any) -> bytes:
             "seq",
             isinstance(envelope["seq"], int)
             and not isinstance(envelope["seq"], bool)
-            and envelope["seq"] >= 1,
+            and 1 <= envelope["seq"] <= _SAFE_INT,
         ),
         ("at", isinstance(envelope["at"], str) and bool(_AT.match(envelope["at"]))),
         (
@@ -143,15 +143,51 @@ def checked_data(envelope: Any) -> bytes:
 
 
 def _hash_with(envelope: Mapping[str, Any], data: bytes) -> str:
-    """event_hash of an envelope with exactly ENVELOPE_KEYS, given the canonical `data`.
-
-    JCS composes (a member's value is canonical on its own), so the envelope is encoded with
-    `data` as null and the null replaced: `data`, by far the largest part, is encoded once
-    instead of twice. Only `at` sorts before `data`, and a JSON string never holds a bare
-    quote, so the first `"data":null` is the member itself."""
-    skeleton = {k: None if k == "data" else v for k, v in envelope.items() if k != "hash"}
-    body = canonical(skeleton).replace(b'"data":null', b'"data":' + data, 1)
+    """event_hash of an envelope with exactly ENVELOPE_KEYS, given the canonical `data`."""
+    body = envelope_bytes(
+        at=envelope["at"],
+        data=data,
+        hash=None,
+        id=envelope["id"],
+        prev_hash=envelope["prev_hash"],
+        schema=envelope["schema"],
+        seq=envelope["seq"],
+        store=envelope["store"],
+        terminal=envelope["terminal"],
+        type=envelope["type"],
+    )
     return hashlib.sha256(body).hexdigest()
+
+
+_str: Final = json.encoder.encode_basestring  # quoted and escaped as canonical() does (C)
+
+
+def envelope_bytes(
+    *,
+    at: str,
+    data: bytes,
+    hash: str | None,
+    id: str,
+    prev_hash: str,
+    schema: str,
+    seq: int,
+    store: str,
+    terminal: str,
+    type: str,
+) -> bytes:
+    """The canonical (JCS) envelope, written around the canonical bytes of its `data`: with
+    `hash`, the wire form; without, the body the hash is computed over.
+
+    JCS composes (a member's value is canonical on its own) and every other member is a
+    string or a safe integer under a fixed ASCII key, so the members are written in JCS key
+    order directly: `data`, by far the largest part, is never encoded again."""
+    head = f'{{"at":{_str(at)},"data":'
+    mid = "" if hash is None else f',"hash":{_str(hash)}'
+    tail = (
+        f'{mid},"id":{_str(id)},"prev_hash":{_str(prev_hash)},"schema":{_str(schema)},'
+        f'"seq":{seq:d},"store":{_str(store)},"terminal":{_str(terminal)},"type":{_str(type)}}}'
+    )
+    return head.encode() + data + tail.encode()
 
 
 def events_topic(store: str, terminal: str) -> str:

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from relay.connectors.base import Event
 from relay.connectors.mapping import canonical_rate
+from relay.connectors.runtime import GiveWay, no_wait
 from relay.connectors.state import ConnectorState, Planned, bulk_insert_ignore, cursors
 
 log = logging.getLogger("tillbox.relay.ledger")
@@ -452,8 +453,10 @@ class LedgerWorker:
         currencies: Mapping[str, str] | None = None,
         default_currency: str = "EUR",
         poll_s: float = 0.5,
+        give_way: GiveWay = no_wait,
     ) -> None:
         self.engine = engine
+        self.give_way = give_way
         self.state = state
         self.timezones = timezones
         self.currencies = dict(currencies or {})
@@ -479,6 +482,7 @@ class LedgerWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.give_way(self._stop)
             try:
                 busy = self.run_once() > 0
                 if self.failing is not None:

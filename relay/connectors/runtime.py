@@ -39,6 +39,13 @@ from .state import Claimed, ConnectorState, Planned, plan_safely
 log = logging.getLogger("tillbox.relay.connectors")
 
 POLL_S: Final = 0.5
+# Before each round a worker calls this; the relay's ingest makes it wait while it drains a
+# burst (relay/ingest.py Relay.give_way), so acks come first and connectors follow.
+GiveWay = Callable[[threading.Event], None]
+
+
+def no_wait(stop: threading.Event) -> None:
+    """A GiveWay that never waits (a connectors process of its own)."""
 
 
 def business_day(at: str, tz: ZoneInfo) -> str:
@@ -241,8 +248,10 @@ class Worker:
         *,
         poll_s: float = POLL_S,
         day_of: Callable[[Event], str] | None = None,
+        give_way: GiveWay = no_wait,
     ) -> None:
         self.connector = connector
+        self.give_way = give_way
         self.name = connector.name
         self.config: ConnectorConfig = connector.config
         self.state = state
@@ -280,6 +289,7 @@ class Worker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.give_way(self._stop)
             try:
                 busy = self.run_once()
             except StoreUnavailable as err:
@@ -441,6 +451,7 @@ class Runtime:
         publish: Callable[[str, bytes], Any] | None = None,
         only: set[str] | None = None,
         poll_s: float = POLL_S,
+        give_way: GiveWay = no_wait,
     ) -> None:
         from relay.accounting.ledger import LedgerWorker
 
@@ -459,13 +470,14 @@ class Runtime:
             currencies={s: v.currency for s, v in led.stores.items() if v.currency},
             default_currency=led.currency,
             poll_s=poll_s,
+            give_way=give_way,
         )
         context = Context(
             store=store, publish=publish, timezone_of=self.timezones, ledger=self.ledger
         )
         self.connectors = build_connectors(config, context, only=only)
         self.workers = [
-            Worker(c, self.state, poll_s=poll_s, day_of=self.timezones.event_day)
+            Worker(c, self.state, poll_s=poll_s, day_of=self.timezones.event_day, give_way=give_way)
             for c in self.connectors
         ]
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,25 @@ def test_a_batch_that_does_not_settle_fails_the_balance_assertion(
     errors = validate(_books(rt, tmp_path))
     assert len(errors) == 1 and "Balance failed for 'Assets:Clearing:Card:S1:T1'" in errors[0]
     assert balances(store.engine)["Expenses:Card:Differences:S1"] == 100
+
+
+def test_the_ledger_and_every_connector_give_way_before_each_round(
+    store: Store, db_url: str, tmp_path: Path
+) -> None:
+    asked: set[str] = set()
+    everyone = {"connector-ledger", "connector-reconcile", "connector-books"}
+    config = relay_config(db_url, {"books": {"kind": "beancount", "path": str(tmp_path / "b")}})
+    rt = Runtime(
+        config,
+        store,
+        poll_s=0.02,
+        give_way=lambda stop: asked.add(threading.current_thread().name),
+    )
+    rt.start()
+    try:
+        deadline = time.monotonic() + 10
+        while asked != everyone and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        rt.stop()
+    assert asked == everyone

@@ -57,8 +57,10 @@ def test_events_replayed_early_out_of_order_and_twice_are_stored_once(shop: Shop
         probe.disconnect()
     counts = relay.stop()
     assert head == len(journal)
-    # Second copies of the early ones, the till's own copies of them, the ten replays.
-    assert counts["duplicates"] >= 2 * len(ahead) + 10, counts
+    # Second copies of the early ones and the ten replays; the till's own copy of an early
+    # one too, unless the relay's ack already covered it when the till got there.
+    assert counts["duplicates"] >= len(ahead) + 10, counts
+    assert counts["received"] == counts["stored"] + counts["duplicates"], counts
     assert counts["pending"] == len(ahead), counts
     shop.check(till)
 

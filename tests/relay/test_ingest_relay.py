@@ -6,11 +6,15 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from relay import ingest
+from relay.connectors.state import cursors
 from relay.ingest import Relay
 from relay.store import Store
 from tests.relay.pg import db_url_fixture, pg_cluster_fixture  # noqa: F401
@@ -155,6 +159,50 @@ def test_two_relays_share_the_stream_and_store_each_event_once(relays: Relays) -
     for envs in streams:
         assert a.store.events_of("s1", envs[0]["terminal"]) == envs
     assert a.store.status().dead_letters == 0
+
+
+def test_a_burst_makes_the_ledger_give_way_and_it_catches_up(relays: Relays) -> None:
+    relay = relays.start("relay-burst")
+    till = relays.till()
+    envs = chain("s1", "t1", 300)
+    till.send(envs[0])
+    assert till.wait_upto(1) == 1
+    assert relay.stats.bursts == 0  # one sale at a time never holds the connectors back
+    relay.stop()  # its persistent session keeps the rest for it: a backlog, as after an outage
+    till.send(*envs[1:])
+    relay = relays.start("relay-burst")
+    assert till.wait_upto(300) == 300
+    assert relay.stats.bursts >= 1
+    assert wait_for(lambda: _ledger_position(relay) == 300), _ledger_position(relay)
+
+
+def _ledger_position(relay: Relay) -> int:
+    with relay.store.engine.connect() as conn:
+        rows = conn.execute(select(cursors.c.position).where(cursors.c.connector == "ledger")).all()
+    return sum(int(r.position) for r in rows)
+
+
+def test_give_way_waits_out_a_burst_but_never_long(
+    relays: Relays, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay = Relay(relays.broker.relay_config(relays.db_url))  # not started: no thread races us
+    stop = threading.Event()
+    t0 = time.monotonic()
+    relay.give_way(stop)
+    assert time.monotonic() - t0 < 0.05  # no burst: no wait
+    relay._burst_until = time.monotonic() + 0.3
+    relay.give_way(stop)
+    assert time.monotonic() - t0 >= 0.25
+    monkeypatch.setattr(ingest, "GIVE_WAY_MAX_S", 0.2)
+    relay._burst_until = time.monotonic() + 60
+    t0 = time.monotonic()
+    relay.give_way(stop)
+    assert 0.15 <= time.monotonic() - t0 < 2
+    stop.set()
+    t0 = time.monotonic()
+    relay.give_way(stop)  # stopping: at once
+    assert time.monotonic() - t0 < 0.05
+    relay.store.close()
 
 
 def test_sigkilled_relay_loses_nothing(

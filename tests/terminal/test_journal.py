@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from terminal.journal import Journal, JournalError, NewEvent, Reader, verify
-from tillbox.contract import GENESIS_HASH, validate_envelope
+from terminal.journal import COLUMNS, Journal, JournalError, NewEvent, Reader, verify, wire
+from tillbox.contract import GENESIS_HASH, canonical, validate_envelope
 
 
 def fill(path: Path, n: int = 6) -> list[dict]:
@@ -58,6 +58,10 @@ def test_chain_links_and_hashes_are_recomputable(tmp_path: Path) -> None:
         assert independent_hash(env) == env["hash"]
     reader = Reader(tmp_path / "j.sqlite")
     assert list(reader.events_from(1)) == envs
+    # What the uplink sends: canonical JSON, written around the stored data.
+    rows = reader.conn.execute(f"SELECT {COLUMNS} FROM events ORDER BY seq").fetchall()
+    assert [json.loads(wire(r)) for r in rows] == envs
+    assert [wire(r) for r in rows] == [canonical(e) for e in envs]
     assert reader.outbox_stats()[0] == 6
     assert verify(tmp_path / "j.sqlite").ok
 
