@@ -232,8 +232,7 @@ class Relay:
         for (store_id, terminal), upto in result.acks.items():
             self.link.publish(ack_topic(store_id, terminal), json.dumps({"upto": upto}).encode())
             self.stats.acks += 1
-        for message in events:
-            self.link.ack(message)
+        self.link.ack(*events)
         for message in requests:
             self._resync(message)
 

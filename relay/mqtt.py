@@ -1,6 +1,7 @@
 # The relay's MQTT 5 link (paho 2.x): TLS, persistent session, manual acks, PUBACK reason codes.
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -58,6 +59,78 @@ def tls_context(broker: BrokerConfig) -> ssl.SSLContext:
     return ctx
 
 
+_PUBACK = 0x40
+
+
+class _Client(mqtt.Client):
+    """paho's client, sending a batch of PUBACKs as one write.
+
+    The relay acknowledges a whole group commit at once, hundreds of PUBACKs: paho would wake
+    its network thread for each and send each in a TLS record and a system call of its own,
+    and the broker would read each alike. This leans on paho 2.x internals (`_packet_queue`,
+    `_packet_write`, `_out_packet`, `_sockpairW`); tests/relay/test_ingest_tls.py checks them.
+    """
+
+    _holding = False
+
+    def ack_all(self, mids: Sequence[int]) -> None:
+        """PUBACK these QoS 1 messages, waking the network thread once for all of them. Whatever
+        another thread queues meanwhile goes out with them."""
+        self._holding = True
+        try:
+            for mid in mids:
+                self.ack(mid, 1)
+        finally:
+            self._holding = False
+        wake = self._sockpairW
+        if wake is not None:
+            with contextlib.suppress(BlockingIOError):
+                wake.send(b"0")
+
+    def _packet_queue(
+        self,
+        command: int,
+        packet: bytes | bytearray,
+        mid: int,
+        qos: int,
+        info: mqtt.MQTTMessageInfo | None = None,
+    ) -> MQTTErrorCode:
+        if not self._holding:
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append(
+            {
+                "command": command,
+                "mid": mid,
+                "qos": qos,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": info,
+            }
+        )
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _packet_write(self) -> MQTTErrorCode:
+        out = self._out_packet
+        if len(out) > 1 and (out[0]["command"] & 0xF0) == _PUBACK and out[0]["pos"] == 0:
+            parts: list[bytes | bytearray] = []
+            while out and (out[0]["command"] & 0xF0) == _PUBACK and out[0]["pos"] == 0:
+                parts.append(out.popleft()["packet"])
+            joined = b"".join(parts)
+            out.appendleft(
+                {
+                    "command": _PUBACK,
+                    "mid": 0,
+                    "qos": 0,
+                    "pos": 0,
+                    "to_process": len(joined),
+                    "packet": joined,
+                    "info": None,
+                }
+            )
+        return super()._packet_write()
+
+
 class Link:
     """One MQTT v5 connection with the relay's settings. Thread-safe for publish and ack."""
 
@@ -87,7 +160,7 @@ class Link:
         self._early: dict[int, tuple[ReasonCode, str | None]] = {}
         self._stopping = False
         self._last_error: str | None = None
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5,
@@ -155,12 +228,11 @@ class Link:
             self._settle(pub, *early)
         return pub
 
-    def ack(self, message: Received) -> bool:
-        """PUBACK one received QoS 1 message, unless it came on an earlier connection (the broker
-        sends those again, and their packet id may now belong to another message)."""
-        if message.qos == 0 or message.generation != self.generation:
-            return False
-        return self.client.ack(message.mid, message.qos) == mqtt.MQTT_ERR_SUCCESS
+    def ack(self, *messages: Received) -> None:
+        """PUBACK received QoS 1 messages, all in one write, except those that came on an earlier
+        connection (the broker sends those again, and their packet id may now belong to another
+        message)."""
+        self.client.ack_all([m.mid for m in messages if m.qos and m.generation == self.generation])
 
     # ----- paho callbacks (network thread) -------------------------------------------------
 

@@ -5,10 +5,13 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from relay.config import BrokerConfig, DatabaseConfig, IngestConfig, RelayConfig
 from relay.ingest import Relay
+from relay.mqtt import _Client
 from tests.relay.conftest import MqttFactory, Pki
 from tests.relay.plainbroker import TIMEOUT, chain, encode
 from tillbox.contract import ack_topic, events_topic
@@ -60,3 +63,26 @@ def test_terminal_over_tls_is_stored_acked_and_gets_its_down_sync(
     if not snapshots:
         snapshots.append(json.loads(till.next_message().payload))
     assert snapshots[-1] == {"schema": "tillbox.stock/1", "version": 1, "levels": {"BK-0001": "7"}}
+
+
+def test_a_batch_of_pubacks_is_one_write_and_other_packets_keep_their_order() -> None:
+    """The relay's client joins the PUBACKs of a group commit (relay/mqtt.py `_Client`); this
+    pins the paho internals that leans on, so a paho upgrade that moves them fails here."""
+    client = _Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)
+    writes: list[bytes] = []
+
+    def send(buf: bytes | bytearray) -> int:
+        writes.append(bytes(buf))
+        return len(buf)
+
+    client._sock_send = send  # type: ignore[method-assign]
+    client.ack_all([1, 2, 300])
+    client._send_pingreq()
+    client.ack_all([4])
+    assert client._packet_write() == MQTTErrorCode.MQTT_ERR_SUCCESS
+    # MQTT 5 PUBACK: 0x40, length 2, the packet id; PINGREQ: 0xC0 0x00.
+    assert writes == [
+        b"\x40\x02\x00\x01\x40\x02\x00\x02\x40\x02\x01\x2c",
+        b"\xc0\x00",
+        b"\x40\x02\x00\x04",
+    ]
