@@ -16,6 +16,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tillbox import paho_speedup
+
 from .config import BrokerConfig
 
 log = logging.getLogger("tillbox.relay.mqtt")
@@ -145,6 +147,7 @@ class Link:
         on_message: Callable[[Received], None] | None = None,
         on_connected: Callable[[bool], None] | None = None,
     ) -> None:
+        paho_speedup.install()
         self.broker = broker
         self.client_id = client_id or broker.client_id
         self.persistent = persistent

@@ -34,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import tillbox
+from tillbox import paho_speedup
 from tillbox.contract import (
     ack_topic,
     cmd_result_topic,
@@ -96,6 +97,7 @@ class Uplink:
     """Owns the MQTT connection (one thread) and the down-sync (another); never blocks callers."""
 
     def __init__(self, config: TerminalConfig, service: TillService) -> None:
+        paho_speedup.install()
         self.config = config
         self.cfg = config.uplink
         self.service = service
