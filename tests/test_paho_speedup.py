@@ -1,7 +1,7 @@
 # paho's packet decoder with FastProperties decodes exactly as with paho's own Properties.
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt._packet as _packet
@@ -10,7 +10,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tillbox.paho_speedup import FastProperties, install
+from tillbox.paho_speedup import FastProperties, stock
 
 V5 = MQTTProtocolVersion.MQTTv5
 
@@ -49,19 +49,11 @@ def _seen(props: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(props).items() if k not in ("types", "names", "properties")}
 
 
-@pytest.fixture
-def paho_own() -> Iterator[None]:
-    _packet.Properties = Properties  # type: ignore[attr-defined]
-    yield
-    install()
-
-
 @pytest.mark.parametrize(("name", "decode"), CASES, ids=[c[0] for c in CASES])
-def test_packets_decode_as_with_pahos_own_properties(
-    paho_own: None, name: str, decode: Callable[[], Any]
-) -> None:
-    want = decode()
-    install()
+def test_packets_decode_as_with_pahos_own_properties(name: str, decode: Callable[[], Any]) -> None:
+    with stock():
+        want = decode()
+    assert type(want) is Properties
     got = decode()
     assert type(got) is FastProperties
     assert _seen(got) == _seen(want) and str(got) == str(want)

@@ -12,6 +12,8 @@ that packets decode exactly as with paho's own class.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 import paho.mqtt._packet as _packet
@@ -40,3 +42,13 @@ class FastProperties(Properties):
 def install() -> None:
     """Make paho's packet decoder build FastProperties (idempotent; process-wide)."""
     _packet.Properties = FastProperties  # type: ignore[attr-defined]
+
+
+@contextmanager
+def stock() -> Iterator[None]:
+    """paho as released inside the block (for comparisons), the speed-up again after it."""
+    _packet.Properties = Properties  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        install()
