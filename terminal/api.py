@@ -16,10 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from . import catalog_source, sdnotify
-from .auth import IdemKey, ManagerPin, Session, Sessions, User
+from .auth import Body, IdemKey, ManagerPin, Session, Sessions, User
 from .config import TerminalConfig
 from .customers_api import customers_router
 from .devices.routes import mount as mount_devices
@@ -37,10 +37,6 @@ from .uplink import Uplink, disabled_view
 log = logging.getLogger("tillbox.api")
 API = "/api/v1"
 UI = Path(__file__).parent / "ui"
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LoginBody(Body):

@@ -8,12 +8,19 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from pydantic import BaseModel, ConfigDict
 
 from .config import Cashier
 from .sale import Forbidden, SaleError
 
 MAX_FAILURES = 5
 LOCKOUT_SECONDS = 30.0
+
+
+class Body(BaseModel):
+    """A request body of the local API: an unknown field is refused (422), never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Unauthorized(SaleError):

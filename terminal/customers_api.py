@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import Field, StrictBool
 
-from .auth import IdemKey, User
+from .auth import Body, IdemKey, User
 from .downsync import CacheReader
 from .journal import Reader
 from .sale import Invalid, NotFound, Till
@@ -19,11 +19,7 @@ from .service import TillService, new_id, utcnow
 CAPTURED = "customer.captured"
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CaptureBody(_Body):
+class CaptureBody(Body):
     name: str = Field(max_length=400)
     email: str | None = Field(None, max_length=400)
     phone: str | None = Field(None, max_length=100)
@@ -32,7 +28,7 @@ class CaptureBody(_Body):
     sale_id: str | None = Field(None, max_length=64)
 
 
-class AttachBody(_Body):
+class AttachBody(Body):
     customer_id: str = Field(min_length=1, max_length=64)
 
 

@@ -6,22 +6,18 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .auth import IdemKey, ManagerPin, Session, Sessions, User
+from .auth import Body, IdemKey, ManagerPin, Session, Sessions, User
 from .payments import Payments
 from .service import Request as Req
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CardPaymentBody(_Body):
+class CardPaymentBody(Body):
     amount: int | None = None  # minor units; all that is due when left out
 
 
-class ResolvedCard(_Body):
+class ResolvedCard(Body):
     """What the terminal's own receipt shows (masked card number only)."""
 
     receipt: int = Field(ge=0, le=9999)
@@ -33,7 +29,7 @@ class ResolvedCard(_Body):
     terminal_id: str | None = Field(None, max_length=16)
 
 
-class ResolveBody(_Body):
+class ResolveBody(Body):
     decision: Literal["paid", "not_paid"]
     card: ResolvedCard | None = None
     note: str = Field("", max_length=200)
