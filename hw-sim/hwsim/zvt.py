@@ -265,9 +265,11 @@ class _Silence(Exception):
 # --- raw byte links -------------------------------------------------------------------
 
 
-class _PtyLink:
-    def __init__(self, master: int, stop: threading.Event) -> None:
-        self.master = master
+class _Link:
+    """Raw bytes to and from the ECR: the pty master (serial) or a TCP connection."""
+
+    def __init__(self, end: int | socket.socket, stop: threading.Event) -> None:
+        self.end = end
         self.stop = stop
 
     def read(self, timeout: float) -> bytes:
@@ -277,14 +279,17 @@ class _PtyLink:
                 raise _Stopped
             wait = min(_SLICE, max(0.0, end - time.monotonic()))
             try:
-                ready = select.select([self.master], [], [], wait)[0]
+                ready = select.select([self.end], [], [], wait)[0]
                 if ready:
-                    data = os.read(self.master, 4096)
+                    if isinstance(self.end, socket.socket):
+                        data = self.end.recv(4096)
+                    else:
+                        data = os.read(self.end, 4096)
                     if not data:
                         raise _Gone
                     return data
             except OSError as err:
-                # EIO once nobody holds the slave open, EBADF after our own close.
+                # A pty gives EIO once nobody holds the slave open, EBADF after our own close.
                 if self.stop.is_set():
                     raise _Stopped from err
                 raise _Gone from err
@@ -293,42 +298,12 @@ class _PtyLink:
 
     def write(self, data: bytes) -> None:
         try:
-            os.write(self.master, data)
+            if isinstance(self.end, socket.socket):
+                self.end.sendall(data)
+            else:
+                os.write(self.end, data)
         except OSError as err:
             raise _Gone from err
-
-
-class _SocketLink:
-    def __init__(self, conn: socket.socket, stop: threading.Event) -> None:
-        self.conn = conn
-        self.stop = stop
-
-    def read(self, timeout: float) -> bytes:
-        end = time.monotonic() + timeout
-        while True:
-            if self.stop.is_set():
-                raise _Stopped
-            wait = min(_SLICE, max(0.0, end - time.monotonic()))
-            try:
-                ready = select.select([self.conn], [], [], wait)[0]
-                if ready:
-                    data = self.conn.recv(4096)
-                    if not data:
-                        raise _Gone
-                    return data
-            except OSError as err:
-                raise _Gone from err
-            if time.monotonic() >= end:
-                return b""
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.conn.sendall(data)
-        except OSError as err:
-            raise _Gone from err
-
-
-_Link = _PtyLink | _SocketLink
 
 
 class _Wire:
@@ -676,7 +651,7 @@ class ZvtSimulator:
         try:
             if self.mode == "pty":
                 assert self._master is not None
-                self._serve_link(_PtyLink(self._master, self._stop), framed=True)
+                self._serve_link(_Link(self._master, self._stop), framed=True)
             else:
                 self._accept_loop()
         except _Stopped:
@@ -691,7 +666,7 @@ class ZvtSimulator:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._conn = conn
             try:
-                self._serve_link(_SocketLink(conn, self._stop), framed=False)
+                self._serve_link(_Link(conn, self._stop), framed=False)
             finally:
                 conn.close()
                 self._conn = None

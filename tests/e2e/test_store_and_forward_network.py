@@ -12,33 +12,44 @@ directly. Sales go on throughout; at the end the relay must hold the journal exa
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from tests.e2e.conftest import EVENTS_PER_SALE, Seller, Shop, wait_for
+from tests.e2e.conftest import EVENTS_PER_SALE, Seller, Shop, Terminal, wait_for
+from tests.e2e.proxy import TcpProxy
 
 
-def cut_for(shop: Shop, outage_sales: int) -> None:
+@contextmanager
+def selling_through(shop: Shop) -> Iterator[tuple[TcpProxy, Terminal, Seller]]:
+    """A till online through a proxy, selling; the block makes the outage. Then the link is
+    back, eight more sales, and every event must be at the relay exactly once."""
     shop.relay()
     proxy = shop.proxy()
-    till = shop.terminal(via=proxy)
+    till = shop.terminal(via=proxy)  # keepalive 5 s
     wait_for("the till online", lambda: till.uplink()["connected"])
     seller = Seller(till)
     seller.start()
     try:
         seller.wait_sales(8)
-        accepted = proxy.accepted
-        proxy.cut()
-        wait_for("the till to notice", lambda: not till.uplink()["connected"])
-        seller.wait_sales(outage_sales)
-        wait_for("a refused reconnect", lambda: proxy.accepted > accepted)
-        assert till.uplink()["outbox_depth"] >= outage_sales * EVENTS_PER_SALE
+        yield proxy, till, seller
         proxy.resume()
         seller.wait_sales(8)
     finally:
         seller.finish()
     shop.wait_drained(till, timeout=90)
     shop.check(till)
+
+
+def cut_for(shop: Shop, outage_sales: int) -> None:
+    with selling_through(shop) as (proxy, till, seller):
+        accepted = proxy.accepted
+        proxy.cut()
+        wait_for("the till to notice", lambda: not till.uplink()["connected"])
+        seller.wait_sales(outage_sales)
+        wait_for("a refused reconnect", lambda: proxy.accepted > accepted)
+        assert till.uplink()["outbox_depth"] >= outage_sales * EVENTS_PER_SALE
 
 
 def test_network_cut_during_sales_then_back(shop: Shop) -> None:
@@ -82,14 +93,7 @@ def test_connections_reset_again_and_again_while_draining(shop: Shop) -> None:
 
 
 def stall_for(shop: Shop, outage_sales: int) -> None:
-    shop.relay()
-    proxy = shop.proxy()
-    till = shop.terminal(via=proxy)  # keepalive 5 s
-    wait_for("the till online", lambda: till.uplink()["connected"])
-    seller = Seller(till)
-    seller.start()
-    try:
-        seller.wait_sales(8)
+    with selling_through(shop) as (proxy, till, seller):
         proxy.stall()
         # Nothing comes back, so paho pings after one keepalive and gives up after another.
         wait_for("the till to notice the dead link", lambda: not till.uplink()["connected"], 30)
@@ -98,12 +102,6 @@ def stall_for(shop: Shop, outage_sales: int) -> None:
         # Its next attempt is accepted by the stalled link and never answered.
         wait_for("a reconnect held by the stalled link", lambda: proxy.accepted > accepted)
         assert not till.uplink()["connected"]
-        proxy.resume()
-        seller.wait_sales(8)
-    finally:
-        seller.finish()
-    shop.wait_drained(till, timeout=90)
-    shop.check(till)
 
 
 def test_network_stall_past_the_keepalive(shop: Shop) -> None:
