@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from relay.downsync import parse_resync
 from relay.mqtt import Received
 from terminal.downsync import FAMILIES, KINDS, parse_topic
+from tillbox import contract
 from tillbox.contract import (
     EnvelopeError,
     canonical,
@@ -35,6 +36,23 @@ values = st.recursive(
 @given(values)
 def test_canonical_is_rfc8785(value: Any) -> None:
     assert canonical(value) == bytes(rfc8785.dumps(value))
+
+
+@settings(max_examples=400, deadline=None)
+@given(values | st.dictionaries(keys, st.sampled_from(["\ud800", "a\udfff", "\x00\x1f\u2028"])))
+def test_the_till_and_the_relay_encode_plain_json_alike(value: Any) -> None:
+    """The till encodes with Python's json, the relay with orjson (its extra): the same bytes
+    wherever canonical() takes the fast path, and the same refusal of a lone surrogate."""
+    if contract._plain(value):
+        try:
+            want: bytes | type[Exception] = contract._json_compact_sorted(value)
+        except UnicodeEncodeError:
+            want = UnicodeEncodeError
+        try:
+            got: bytes | type[Exception] = contract._orjson_compact_sorted(value)
+        except UnicodeEncodeError:
+            got = UnicodeEncodeError
+        assert got == want
 
 
 def test_tricky_strings_and_keys() -> None:

@@ -44,7 +44,7 @@ def canonical(value: Any) -> bytes:
     events hold no floats, so the slow general path is only a fallback.
     """
     if _plain(value):
-        return _JCS.encode(value).encode()
+        return _compact_sorted(value)
     return bytes(rfc8785.dumps(value))
 
 
@@ -52,6 +52,26 @@ def canonical(value: Any) -> bytes:
 _JCS: Final = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
+
+
+def _json_compact_sorted(value: Any) -> bytes:
+    return _JCS.encode(value).encode()
+
+
+try:  # the relay installs orjson (its extra); the till at the counter does without
+    import orjson
+
+    def _orjson_compact_sorted(value: Any) -> bytes:
+        """The same bytes as _json_compact_sorted for plain values (tests/test_contract.py),
+        3-4x faster; what orjson refuses, the json module answers (or refuses) as before."""
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            return _json_compact_sorted(value)
+
+    _compact_sorted = _orjson_compact_sorted
+except ImportError:  # pragma: no cover - the relay's tests run with orjson
+    _compact_sorted = _json_compact_sorted
 
 
 def _plain(value: Any) -> bool:
