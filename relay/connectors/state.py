@@ -646,18 +646,15 @@ class ConnectorState:
                 .values(state="ready", next_at=now, attempts=0, uncertain=False, updated_at=now)
             ).rowcount
             if not again:
-                conn.execute(
-                    update(queue)
-                    .where(queue.c.id == claimed.id)
-                    .values(
-                        state="done",
-                        attempts=claimed.attempts + 1,
-                        uncertain=False,
-                        lease_until=None,
-                        reason=note,
-                        done_at=now,
-                        updated_at=now,
-                    )
+                _release(
+                    conn,
+                    claimed,
+                    now,
+                    state="done",
+                    attempts=claimed.attempts + 1,
+                    uncertain=False,
+                    reason=note,
+                    done_at=now,
                 )
 
     def retry(
@@ -665,34 +662,21 @@ class ConnectorState:
     ) -> None:
         now = now_utc()
         with self._tx() as conn:
-            conn.execute(
-                update(queue)
-                .where(queue.c.id == claimed.id)
-                .values(
-                    state="ready",
-                    attempts=claimed.attempts + (1 if count else 0),
-                    uncertain=claimed.uncertain or uncertain,
-                    next_at=now + timedelta(seconds=delay_s),
-                    lease_until=None,
-                    reason=reason[:2000],
-                    updated_at=now,
-                )
+            _release(
+                conn,
+                claimed,
+                now,
+                state="ready",
+                attempts=claimed.attempts + (1 if count else 0),
+                uncertain=claimed.uncertain or uncertain,
+                next_at=now + timedelta(seconds=delay_s),
+                reason=reason[:2000],
             )
 
     def wait_for_mapping(self, claimed: Claimed, reason: str, digest: str) -> None:
         now = now_utc()
         with self._tx() as conn:
-            conn.execute(
-                update(queue)
-                .where(queue.c.id == claimed.id)
-                .values(
-                    state="waiting",
-                    lease_until=None,
-                    reason=reason,
-                    mapping_digest=digest,
-                    updated_at=now,
-                )
-            )
+            _release(conn, claimed, now, state="waiting", reason=reason, mapping_digest=digest)
 
     def to_dead(
         self,
@@ -704,17 +688,8 @@ class ConnectorState:
     ) -> int:
         now = now_utc()
         with self._tx() as conn:
-            conn.execute(
-                update(queue)
-                .where(queue.c.id == claimed.id)
-                .values(
-                    state="dead",
-                    attempts=claimed.attempts + 1,
-                    lease_until=None,
-                    reason=reason[:2000],
-                    updated_at=now,
-                )
-            )
+            attempts = claimed.attempts + 1
+            _release(conn, claimed, now, state="dead", attempts=attempts, reason=reason[:2000])
             result = conn.execute(
                 insert(dead).values(
                     connector=connector,
@@ -1001,3 +976,12 @@ def plan_safely(plan: Callable[[Event], Planned], ev: Event) -> Planned:
         return plan(ev)
     except MissingMapping as err:
         return Planned("waiting", reason=str(err))
+
+
+def _release(conn: Connection, claimed: Claimed, now: datetime, **values: Any) -> None:
+    """End a worker's lease on a claimed command, setting `values` (its next state)."""
+    conn.execute(
+        update(queue)
+        .where(queue.c.id == claimed.id)
+        .values(lease_until=None, updated_at=now, **values)
+    )

@@ -49,17 +49,9 @@ def _line(
     tax_type: str = "NONE",
     tax: int | None = None,
 ) -> dict[str, Any]:
-    line: dict[str, Any] = {
-        "Description": text,
-        "AccountCode": account,
-        "LineAmount": _m(amount, cur),
-        "TaxType": tax_type,
-    }
-    if tax is not None:
-        line["TaxAmount"] = _m(tax, cur)
-    if track:
-        line["Tracking"] = track
-    return line
+    """A manual-journal line: `amount` to `account` (negative: a credit)."""
+    line = {"Description": text, "AccountCode": account, "LineAmount": _m(amount, cur)}
+    return _taxed(line, cur, tax_type, tax, track)
 
 
 def _item(
@@ -79,13 +71,24 @@ def _item(
         "Quantity": "1",
         "UnitAmount": _m(amount, cur),
         "AccountCode": account,
-        "TaxType": tax_type,
     }
+    return _taxed(item, cur, tax_type, tax, track)
+
+
+def _taxed(
+    line: dict[str, Any],
+    cur: str,
+    tax_type: str,
+    tax: int | None,
+    track: list[dict[str, str]] | None,
+) -> dict[str, Any]:
+    """A line's tax type, its tax amount when given, and its tracking when there is one."""
+    line["TaxType"] = tax_type
     if tax is not None:
-        item["TaxAmount"] = _m(tax, cur)
+        line["TaxAmount"] = _m(tax, cur)
     if track:
-        item["Tracking"] = track
-    return item
+        line["Tracking"] = track
+    return line
 
 
 def _step(name: str, type_: str, doc: dict[str, Any]) -> dict[str, Any]:
