@@ -581,11 +581,11 @@ class DeviceManager:
         self._kicked(result, journal)
 
     def _retry_kick(self) -> None:
-        from drivers.drawer import DrawerError
-
         pending = self._pending_kick
         if pending is None or self.drawer is None:
             return
+        from drivers.drawer import DrawerError  # not before: it loads python-escpos
+
         try:
             result = self.drawer.retry_pending()
         except DrawerError:
