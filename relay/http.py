@@ -116,6 +116,9 @@ class HttpServer:
             sock = socket.socket(info[0], socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(info[4])
+            # Listening now, so a client that read the log line below is queued by the kernel
+            # until uvicorn's thread takes over the socket, not refused.
+            sock.listen(2048)
         except OSError as err:
             raise HttpError(
                 f"http: cannot listen on {host}:{port} ({err}); pick another http.port "

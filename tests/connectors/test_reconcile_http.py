@@ -4,13 +4,16 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from relay.config import ConfigError, load
+from relay.http import HttpServer
 from relay.store import Store
 from tests.relay.plainbroker import (  # noqa: F401 - the fixture
     PlainBroker,
@@ -173,3 +176,30 @@ def test_a_port_in_use_stops_the_start(
         assert main(["relay", "run", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert f"http: cannot listen on 127.0.0.1:{port}" in err and "pick another http.port" in err
+
+
+def test_a_request_right_after_start_waits_for_the_server_instead_of_being_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start() logs "reconciliation API on" at once; uvicorn takes the socket over a moment
+    later on its thread (here: half a second later). A client that read the line is served."""
+    url = f"sqlite:///{tmp_path / 'relay.sqlite'}"
+    port = free_port()
+    http = {"enabled": True, "port": port, "token": TOKEN}
+    config = load(write_config(tmp_path / "relay.toml", url, http=http))
+    store = Store(url)
+    server = HttpServer(config, store)
+    run = server.server.run
+
+    def late_run(**kwargs: Any) -> None:
+        time.sleep(0.5)
+        run(**kwargs)
+
+    monkeypatch.setattr(server.server, "run", late_run)
+    server.start()
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/v1/stores/s1/reconciliation/{DAY}", timeout=10)
+        assert r.status_code == 401  # answered (no token sent), not refused
+    finally:
+        server.stop()
+        store.close()
