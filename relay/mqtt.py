@@ -69,7 +69,7 @@ class _Client(mqtt.Client):
 
     The relay acknowledges a whole group commit at once, hundreds of PUBACKs: paho would wake
     its network thread for each and send each in a TLS record and a system call of its own,
-    and the broker would read each alike. This leans on paho 2.x internals (`_packet_queue`,
+    and the broker would read each alike. This leans on paho 2.2 internals (`_packet_queue`,
     `_packet_write`, `_out_packet`, `_sockpairW`); tests/relay/test_ingest_tls.py checks them.
     """
 
@@ -99,17 +99,7 @@ class _Client(mqtt.Client):
     ) -> MQTTErrorCode:
         if not self._holding:
             return super()._packet_queue(command, packet, mid, qos, info)
-        self._out_packet.append(
-            {
-                "command": command,
-                "mid": mid,
-                "qos": qos,
-                "pos": 0,
-                "to_process": len(packet),
-                "packet": packet,
-                "info": info,
-            }
-        )
+        self._out_packet.append(_outgoing(command, packet, mid, qos, info))
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _packet_write(self) -> MQTTErrorCode:
@@ -118,19 +108,27 @@ class _Client(mqtt.Client):
             parts: list[bytes | bytearray] = []
             while out and (out[0]["command"] & 0xF0) == _PUBACK and out[0]["pos"] == 0:
                 parts.append(out.popleft()["packet"])
-            joined = b"".join(parts)
-            out.appendleft(
-                {
-                    "command": _PUBACK,
-                    "mid": 0,
-                    "qos": 0,
-                    "pos": 0,
-                    "to_process": len(joined),
-                    "packet": joined,
-                    "info": None,
-                }
-            )
+            out.appendleft(_outgoing(_PUBACK, b"".join(parts)))
         return super()._packet_write()
+
+
+def _outgoing(
+    command: int,
+    packet: bytes | bytearray,
+    mid: int = 0,
+    qos: int = 0,
+    info: mqtt.MQTTMessageInfo | None = None,
+) -> Any:
+    """An entry of paho's outgoing queue (its `_OutPacket`), nothing of it written yet."""
+    return {
+        "command": command,
+        "mid": mid,
+        "qos": qos,
+        "pos": 0,
+        "to_process": len(packet),
+        "packet": packet,
+        "info": info,
+    }
 
 
 class Link:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tillbox import settle_gc
+
 Adder = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
 
@@ -224,6 +226,7 @@ def cmd_connectors_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: done.set())
         rt.start()
+        settle_gc()
         logging.getLogger("tillbox.relay").info(
             "connectors running: ledger and %s, database %s",
             ", ".join(w.name for w in rt.workers) or "no connectors",
