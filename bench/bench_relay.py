@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from bench_uplink import RelayProc, cpu_seconds
+from bench_uplink import RelayProc
 from benchlib import Shop, free_port, machine, table, tillbox_command, verdict
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -235,41 +234,26 @@ class Heads:
         self.engine.dispose()
 
 
-class ConnectorsProc:
-    """`tillbox relay connectors run --config PATH`: the ledger and connectors apart."""
+class ConnectorsProc(RelayProc):
+    """`tillbox relay connectors run --config PATH` on a relay's configuration: the ledger and
+    connectors apart. Raises when stopped if it did not exit cleanly."""
 
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.log = config.with_name("connectors.log")
-        self.proc: subprocess.Popen[bytes] | None = None
+    def __init__(self, relay: RelayProc) -> None:
+        self.config = relay.config
+        self.log = relay.config.with_name("connectors.log")
+        self.proc = None
 
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TILLBOX_")}
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [*tillbox_command(), "relay", "connectors", "run", "--config", str(self.config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
+    def command(self) -> list[str]:
+        return [*tillbox_command(), "relay", "connectors", "run", "--config", str(self.config)]
 
-    @property
-    def exited(self) -> bool:
-        return self.proc is None or self.proc.poll() is not None
+    def start(self, timeout: float = 30.0) -> None:
+        self.start_async()
 
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(None if self.proc is None else self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    def stop(self) -> str:
+        log = super().stop()
         if self.proc is not None and self.proc.returncode != 0:
             raise RuntimeError(f"connectors exited {self.proc.returncode}: {self.log}")
+        return log
 
 
 def relay_phase(
@@ -287,7 +271,7 @@ def relay_phase(
     With `separate`, the instances only ingest and a connectors process runs beside them."""
     total = sum(len(s) for s in streams.values())
     relays = [RelayProc(folder, broker, db_url, name, connectors=connectors) for name in names]
-    workers = ConnectorsProc(relays[0].config) if separate else None
+    workers = ConnectorsProc(relays[0]) if separate else None
     for relay in relays if separate else []:
         with open(relay.config, "a", encoding="utf-8") as f:  # its last table is [ingest]
             f.write('connectors = "separate"\n')

@@ -127,18 +127,18 @@ class RelayProc:
         mark = self.log.stat().st_size if self.log.exists() else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("TILLBOX_")}
         with open(self.log, "ab") as out:
-            command = (
-                [*tillbox_command(), "relay", "run", "--config", str(self.config)]
-                if self.connectors
-                else [sys.executable, "-c", _INGEST_ONLY, str(self.config)]
-            )
             self.proc = subprocess.Popen(
-                command,
+                self.command(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
             )
         return mark
+
+    def command(self) -> list[str]:
+        if self.connectors:
+            return [*tillbox_command(), "relay", "run", "--config", str(self.config)]
+        return [sys.executable, "-c", _INGEST_ONLY, str(self.config)]
 
     @property
     def exited(self) -> bool:
