@@ -160,6 +160,11 @@ class _Day:
     tills: dict[str, _TillDay] = field(default_factory=dict)
     looked_back: dict[tuple[str, str | int], Any] = field(default_factory=dict)
 
+    def upto(self, till: str) -> int:
+        """The till's last seq folded in (0: none yet)."""
+        folded = self.tills.get(till)
+        return folded.upto if folded else 0
+
 
 def _added(lines: Iterable[Mapping[str, TenderLine]]) -> dict[str, TenderLine]:
     out: dict[str, TenderLine] = {}
@@ -263,7 +268,7 @@ class Reconciler:
                 for r in conn.execute(
                     select(heads.c.terminal, heads.c.seq).where(heads.c.store == store)
                 )
-                if int(r.seq) > (folded.tills[r.terminal].upto if r.terminal in folded.tills else 0)
+                if int(r.seq) > folded.upto(r.terminal)
             }
             # one indexed range search per till (an OR of the ranges scans the store's events)
             ranges = [
@@ -277,7 +282,7 @@ class Reconciler:
                 ).where(
                     events.c.store == store,
                     events.c.terminal == t,
-                    events.c.seq > (folded.tills[t].upto if t in folded.tills else 0),
+                    events.c.seq > folded.upto(t),
                     events.c.seq <= top,
                     events.c.type.in_(MONEY_TYPES),
                     events.c.at >= lo,
